@@ -1,0 +1,198 @@
+"""Who may do what: roles from configuration, and the one place the core checks them.
+
+The access file (TOML, optional) grants roles on top of those a local account carries:
+
+    groups_claim = "groups"                  # OIDC claim holding the user's groups
+
+    [roles]
+    viewer = ["*"]                           # "*" = everyone who signed in
+    requester = ["alice@example.com", "bob"] # e-mails or usernames
+    approver = ["carol@example.com"]
+    admin = ["dave@example.com"]
+
+    [groups]
+    "mlops-approvers" = ["approver"]         # OIDC group -> roles
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_core.errors import ConfigError, PermissionDenied
+from mlops_core.identity import ROLES, Actor
+
+EVERYONE = "*"
+DEFAULT_GROUPS_CLAIM = "groups"
+_ACCESS_KEYS = ("groups_claim", "roles", "groups")
+
+# Which roles open each page (any one of them; admin opens everything). Reading is the
+# floor of every role, so the read-only pages need "viewer", which any role satisfies.
+PAGE_ROLES: Mapping[str, tuple[str, ...]] = {
+    "overview": ("viewer",),
+    "experiments": ("viewer",),
+    "models": ("viewer",),
+    "data_profiles": ("viewer",),
+    "drift": ("viewer",),
+    "fairness": ("viewer",),
+    "audit": ("viewer",),
+    "approvals": ("requester", "approver"),
+}
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    """Role grants from the access file; the empty default grants nothing."""
+
+    # role -> lower-cased usernames / e-mails, or EVERYONE
+    members: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # OIDC group -> roles
+    groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    groups_claim: str = DEFAULT_GROUPS_CLAIM
+
+
+def _string_list(value: Any, key: str, path: Path) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"access file {path}: {key} must be a list of strings.")
+    return value
+
+
+def _check_roles(roles: Iterable[str], key: str, path: Path) -> frozenset[str]:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ConfigError(
+            f"access file {path}: {key} names unknown role {unknown[0]!r}; "
+            f"roles are {', '.join(ROLES)}."
+        )
+    return frozenset(roles)
+
+
+def _table(data: Mapping[str, Any], key: str, path: Path) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"access file {path}: {key} must be a table ([{key}]).")
+    return value
+
+
+def load_access(path: Path) -> AccessConfig:
+    """Read the access file; a missing file grants no roles beyond the local accounts'."""
+    if not path.is_file():
+        return AccessConfig()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"access file {path} is not valid TOML: {exc}.") from None
+    unknown = sorted(set(data) - set(_ACCESS_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"access file {path}: unknown key {unknown[0]!r}; expected {', '.join(_ACCESS_KEYS)}."
+        )
+    claim = data.get("groups_claim", DEFAULT_GROUPS_CLAIM)
+    if not isinstance(claim, str) or not claim:
+        raise ConfigError(f"access file {path}: groups_claim must be a non-empty string.")
+    roles_table = _table(data, "roles", path)
+    _check_roles(roles_table, "[roles]", path)
+    members = {
+        role: frozenset(m.strip().lower() for m in _string_list(value, f"roles.{role}", path))
+        for role, value in roles_table.items()
+    }
+    groups = {
+        group: _check_roles(_string_list(value, f"groups.{group}", path), f"groups.{group!r}", path)
+        for group, value in _table(data, "groups", path).items()
+    }
+    return AccessConfig(members=members, groups=groups, groups_claim=claim)
+
+
+def roles_for(
+    username: str,
+    email: str | None,
+    groups: Iterable[str],
+    local_roles: Iterable[str],
+    access: AccessConfig,
+) -> frozenset[str]:
+    """All roles a person holds: their local account's, list membership and group mapping."""
+    names = {username.lower()} | ({email.lower()} if email else set())
+    roles = set(local_roles)
+    roles.update(
+        role for role, members in access.members.items() if EVERYONE in members or names & members
+    )
+    for group in groups:
+        roles.update(access.groups.get(group, ()))
+    return frozenset(roles)
+
+
+def _claim_values(value: Any) -> list[str]:
+    # Providers send a list, a single string, or nothing when the user is in no group.
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [str(item) for item in value]
+    return []
+
+
+def _verified_email(user_info: Mapping[str, Any]) -> str | None:
+    # An e-mail the provider says it has not verified could be anyone's; it must not match
+    # an entry in the role lists, nor stand for the person in the audit log.
+    email = user_info.get("email")
+    if not email or user_info.get("email_verified") is False:
+        return None
+    return str(email).lower()
+
+
+def actor_from_oidc(user_info: Mapping[str, Any], access: AccessConfig) -> Actor:
+    """Build the actor from the identity token's claims (as `st.user` exposes them)."""
+    email = _verified_email(user_info)
+    preferred = user_info.get("preferred_username") or email
+    username = str(preferred).lower() if preferred else str(user_info.get("sub") or "")
+    if not username:
+        raise PermissionDenied(
+            "The identity provider sent no user id (no sub, e-mail or preferred_username claim)."
+        )
+    groups = _claim_values(user_info.get(access.groups_claim))
+    name = user_info.get("name")
+    return Actor(
+        username=username,
+        roles=roles_for(username, email, groups, (), access),
+        email=email,
+        display_name=str(name) if name else None,
+        auth_method="oidc",
+    )
+
+
+def holds_role(actor: Actor, role: str) -> bool:
+    """Whether the actor may act as `role`: admin implies all, any role implies viewer."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if role == "viewer" and actor.roles & set(ROLES):
+        return True
+    return actor.has_role(role)
+
+
+def _needs(roles: Iterable[str]) -> str:
+    return f"needs the {' or '.join(roles)} role"
+
+
+def require_role(actor: Actor | None, role: str, action: str) -> None:
+    """Refuse the action unless the actor holds the role; every core action calls this."""
+    if actor is None:
+        raise PermissionDenied(f"Not signed in: sign in to {action}.")
+    if not holds_role(actor, role):
+        raise PermissionDenied(f"{actor.label} may not {action}: {_needs([role])}.")
+
+
+def page_refusal(actor: Actor | None, page: str) -> str | None:
+    """Why the actor may not open the page, or None when they may."""
+    roles = PAGE_ROLES[page]
+    if actor is None:
+        return f"Not signed in: sign in to open the {page} page."
+    if any(holds_role(actor, role) for role in roles):
+        return None
+    return f"{actor.label} may not open the {page} page: {_needs(roles)}."
+
+
+def allowed_pages(actor: Actor | None) -> list[str]:
+    """The pages the actor may open, in navigation order."""
+    return [page for page in PAGE_ROLES if page_refusal(actor, page) is None]

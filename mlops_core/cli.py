@@ -1,0 +1,45 @@
+"""`python -m mlops_core`: the same core the UI uses, for people and CI pipelines.
+
+Exit codes: 0 success (or every check passed), 1 a check failed (a gate, drift, fairness),
+2 an error (bad input, unreachable server, refused action). Errors are one clear line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from mlops_core.commands import COMMAND_MODULES
+from mlops_core.config import load_settings
+from mlops_core.errors import MlopsError
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mlops_core", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    # MLflow and scikit-learn chatter would drown the one line a CI log needs.
+    warnings.filterwarnings("ignore")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args, load_settings()))
+    except MlopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

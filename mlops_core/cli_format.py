@@ -1,0 +1,30 @@
+"""Plain-text and JSON output shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN: an undefined number is null, which every consumer understands.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(_finite(value), indent=2, default=str, allow_nan=False))
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in [h] + [r[i] for r in rows]) for i, h in enumerate(headers)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""`models`: every registered model with its versions, aliases and champion."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlops_core.cli_format import print_json, table
+from mlops_core.config import Settings
+from mlops_core.overview import model_overview
+from mlops_core.registry import DEFAULT_ALIAS, Registry
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("models", help="list registered models and their champions")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--alias", default=DEFAULT_ALIAS, help="the champion alias")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace, settings: Settings) -> int:
+    registry = Registry(settings.tracking_uri)
+    overview = model_overview(registry, args.alias)
+    if args.json:
+        print_json([entry.to_dict() for entry in overview])
+        return 0
+    if not overview:
+        print("No registered models yet. Run `python -m mlops_core demo` for a demo scenario.")
+        return 0
+    rows = [
+        [
+            e.name,
+            e.champion_version or "-",
+            ", ".join(
+                f"v{v.version}[{','.join(v.aliases)}]" if v.aliases else f"v{v.version}"
+                for v in e.versions
+            ),
+            f"{e.key_metric}={e.key_metric_value:.4f}" if e.key_metric_value is not None else "-",
+        ]
+        for e in overview
+    ]
+    print(table(["model", "champion", "versions", "champion metric"], rows))
+    return 0

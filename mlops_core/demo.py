@@ -1,0 +1,421 @@
+"""The demo scenario: two registered models with real versions, sweeps and an inference log.
+
+Deterministic (fixed seeds) and idempotent: every step first checks whether its result is
+already in the store and adds nothing on a second run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import sklearn
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sqlalchemy import inspect
+
+from mlops_core.config import Settings
+from mlops_core.db import get_engine
+from mlops_core.demo_data import SENSITIVE, SPECS, ModelSpec
+from mlops_core.registry import DEFAULT_ALIAS, Registry
+
+SEED = 20260105
+TRAIN_ROWS = 8000
+EVAL_ROWS = 3000
+WEEKS = 8
+ROWS_PER_WEEK = 2000
+DRIFT_FROM_WEEK = 5
+LABEL_DELAY = timedelta(days=14)
+DEMO_TAG = "mlops.demo"
+# We trained these ourselves, so their skops payload is trusted.
+TRUSTED_TYPES = [
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+]
+PIP_REQUIREMENTS = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One registered version: the algorithm, whether it sees the proxy, and why it exists."""
+
+    algorithm: str
+    params: dict[str, object]
+    uses_proxy: bool
+    description: str
+    legacy: bool = False
+
+
+CANDIDATES = [
+    Candidate(
+        "logistic_regression",
+        {"C": 0.05, "max_iter": 500},
+        False,
+        "Baseline logistic regression on the legacy features; the current production model.",
+        legacy=True,
+    ),
+    Candidate(
+        "hist_gradient_boosting",
+        {"max_iter": 200, "learning_rate": 0.05, "max_depth": 4},
+        True,
+        "Gradient boosting with the regional feature: best ROC AUC, but check fairness.",
+    ),
+    Candidate(
+        "random_forest",
+        {"n_estimators": 200, "max_depth": 8},
+        False,
+        "Random forest without the regional feature: better than the baseline, fair enough.",
+    ),
+]
+
+
+@dataclass
+class DemoReport:
+    """What a demo run added; empty lists mean the store already had everything."""
+
+    models: list[str] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    sweep_runs: int = 0
+    inference_tables: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def added_anything(self) -> bool:
+        return bool(
+            self.models or self.versions or self.sweep_runs or self.inference_tables or self.extra
+        )
+
+
+def training_experiment(model_name: str) -> str:
+    return f"training/{model_name}"
+
+
+def inference_table(model_name: str) -> str:
+    return "inference_" + model_name.replace("-", "_")
+
+
+def build_pipeline(
+    spec: ModelSpec, algorithm: str, params: dict, uses_proxy: bool, legacy: bool = False
+) -> Pipeline:
+    """A preprocessing + classifier pipeline over the features the candidate may use.
+
+    Every pipeline takes all of the spec's columns (one signature for every version) and
+    drops the proxy unless it is meant to use it, and the legacy features the old
+    champion was built on lack `spec.newer_feature`.
+    """
+    categorical = [c for c in spec.categorical if uses_proxy or c != spec.proxy]
+    numeric = [c for c in spec.numeric if not legacy or c != spec.newer_feature]
+    numeric_step = StandardScaler() if algorithm == "logistic_regression" else "passthrough"
+    prep = ColumnTransformer(
+        [
+            ("num", numeric_step, numeric),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
+        ]
+    )
+    estimators: dict[str, Callable[..., object]] = {
+        "logistic_regression": LogisticRegression,
+        "hist_gradient_boosting": HistGradientBoostingClassifier,
+        "gradient_boosting": GradientBoostingClassifier,
+        "random_forest": RandomForestClassifier,
+    }
+    extra = {} if algorithm == "logistic_regression" else {"random_state": 0}
+    return Pipeline([("prep", prep), ("clf", estimators[algorithm](**params, **extra))])
+
+
+def evaluation_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    predicted = (scores >= 0.5).astype(int)
+    return {
+        "roc_auc": float(roc_auc_score(labels, scores)),
+        "f1": float(f1_score(labels, predicted)),
+        "precision": float(precision_score(labels, predicted, zero_division=0)),
+        "recall": float(recall_score(labels, predicted)),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "log_loss": float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7))),
+    }
+
+
+def _datasets(spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(SEED + sum(map(ord, spec.name)))
+    return spec.generate(TRAIN_ROWS, rng, 0.0), spec.generate(EVAL_ROWS, rng, 0.0)
+
+
+def _ensure_experiment(client: MlflowClient, settings: Settings, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    # With a tracking server the server decides where artifacts go (`--serve-artifacts`).
+    location = f"{settings.artifact_root}/{name}" if settings.is_embedded_tracking else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def _has_demo_runs(client: MlflowClient, experiment_id: str, kind: str) -> bool:
+    return bool(client.search_runs([experiment_id], f"tags.`{DEMO_TAG}` = '{kind}'", max_results=1))
+
+
+def _sweep_configs(n: int, rng: np.random.Generator) -> list[tuple[str, dict]]:
+    configs: list[tuple[str, dict]] = []
+    for i in range(n):
+        kind = ("logistic_regression", "random_forest", "gradient_boosting")[i % 3]
+        if kind == "logistic_regression":
+            params: dict = {"C": float(np.round(10 ** rng.uniform(-3, 1), 4)), "max_iter": 500}
+        elif kind == "random_forest":
+            params = {
+                "n_estimators": int(rng.choice([20, 40, 60])),
+                "max_depth": int(rng.integers(3, 10)),
+                "min_samples_leaf": int(rng.choice([1, 5, 20])),
+            }
+        else:
+            params = {
+                "n_estimators": int(rng.choice([20, 40])),
+                "learning_rate": float(np.round(rng.uniform(0.03, 0.3), 3)),
+                "max_depth": int(rng.integers(2, 4)),
+            }
+        configs.append((kind, params))
+    return configs
+
+
+def _loss_history(model: Pipeline, frame: pd.DataFrame, labels: np.ndarray) -> list[float]:
+    """Validation log loss after each boosting stage, so runs have a metric history."""
+    transformed = model.named_steps["prep"].transform(frame)
+    return [
+        float(log_loss(labels, np.clip(p[:, 1], 1e-7, 1 - 1e-7)))
+        for p in model.named_steps["clf"].staged_predict_proba(transformed)
+    ]
+
+
+def seed_sweep(client: MlflowClient, settings: Settings, spec: ModelSpec, runs: int) -> int:
+    """A tuning sweep of real fits, logged in batches; returns the number of runs added."""
+    experiment_id = _ensure_experiment(client, settings, training_experiment(spec.name))
+    if _has_demo_runs(client, experiment_id, "sweep"):
+        return 0
+    train, evaluation = _datasets(spec)
+    train = train.iloc[:3000]
+    labels = evaluation[spec.target].to_numpy()
+    rng = np.random.default_rng(SEED)
+    for index, (algorithm, params) in enumerate(_sweep_configs(runs, rng)):
+        uses_proxy = bool(index % 4 == 1)
+        model = build_pipeline(spec, algorithm, params, uses_proxy)
+        model.fit(train[spec.features], train[spec.target])
+        scores = model.predict_proba(evaluation[spec.features])[:, 1]
+        run = client.create_run(
+            experiment_id,
+            run_name=f"sweep-{algorithm}-{index:03d}",
+            tags={DEMO_TAG: "sweep", "team": "risk-ml" if "credit" in spec.name else "growth-ml"},
+        )
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        metrics = [Metric(k, v, now, 0) for k, v in evaluation_metrics(labels, scores).items()]
+        if algorithm == "gradient_boosting":
+            history = _loss_history(model, evaluation[spec.features], labels)
+            metrics += [Metric("val_log_loss", v, now, step) for step, v in enumerate(history)]
+        all_params = {"model": algorithm, "uses_proxy": uses_proxy, "train_rows": len(train)}
+        all_params.update(params)
+        client.log_batch(
+            run.info.run_id,
+            metrics=metrics,
+            params=[Param(k, str(v)) for k, v in all_params.items()],
+            tags=[RunTag("mlflow.runName", run.info.run_name)],
+        )
+        client.set_terminated(run.info.run_id)
+    return runs
+
+
+def _log_frame(frame: pd.DataFrame, artifact_dir: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{artifact_dir.split('/')[-1]}.parquet"
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=artifact_dir)
+
+
+def _train_version(spec: ModelSpec, candidate: Candidate) -> None:
+    """Train, evaluate and register one version inside the active run."""
+    train, evaluation = _datasets(spec)
+    if candidate.legacy:
+        # The champion is older: trained on less data, as production models usually are.
+        train = train.iloc[:4000]
+    model = build_pipeline(
+        spec, candidate.algorithm, candidate.params, candidate.uses_proxy, candidate.legacy
+    )
+    model.fit(train[spec.features], train[spec.target])
+    scores = model.predict_proba(evaluation[spec.features])[:, 1]
+    metrics = evaluation_metrics(evaluation[spec.target].to_numpy(), scores)
+    mlflow.log_params(
+        {
+            "model": candidate.algorithm,
+            "uses_proxy": candidate.uses_proxy,
+            "legacy_features": candidate.legacy,
+            **candidate.params,
+        }
+    )
+    mlflow.log_params({"train_rows": len(train), "features": ",".join(spec.features)})
+    mlflow.log_metrics(metrics)
+    eval_set = evaluation[spec.features + SENSITIVE].assign(
+        label=evaluation[spec.target].to_numpy(),
+        score=scores.round(6),
+        prediction=(scores >= 0.5).astype(int),
+    )
+    reference = train[spec.features + [spec.target]].reset_index(drop=True)
+    _log_frame(reference, "reference")
+    _log_frame(eval_set, "evaluation")
+    mlflow.log_input(
+        mlflow.data.from_pandas(reference, name=f"{spec.name}-train", targets=spec.target),
+        context="training",
+    )
+    mlflow.log_input(
+        mlflow.data.from_pandas(eval_set, name=f"{spec.name}-evaluation", targets="label"),
+        context="evaluation",
+    )
+    signature = infer_signature(train[spec.features], scores)
+    mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature,
+        input_example=train[spec.features].head(3),
+        pip_requirements=PIP_REQUIREMENTS,
+        registered_model_name=spec.name,
+        skops_trusted_types=TRUSTED_TYPES,
+    )
+
+
+def seed_versions(client: MlflowClient, settings: Settings, spec: ModelSpec) -> list[str]:
+    """Three versions: the old champion, an accurate-but-unfair one, a good-and-fair one."""
+    if client.search_registered_models(f"name = '{spec.name}'"):
+        return []
+    experiment_id = _ensure_experiment(client, settings, training_experiment(spec.name))
+    client.create_registered_model(
+        spec.name,
+        description=spec.description,
+        tags={"domain": spec.name.split("-")[0], "owner": "ml-platform"},
+    )
+    added = []
+    for number, candidate in enumerate(CANDIDATES, start=1):
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"{spec.name}-v{number}-{candidate.algorithm}",
+            tags={DEMO_TAG: "version"},
+        ):
+            _train_version(spec, candidate)
+        client.update_model_version(spec.name, str(number), candidate.description)
+        added.append(f"{spec.name} v{number}")
+    Registry(settings.tracking_uri).move_alias(spec.name, DEFAULT_ALIAS, "1")
+    return added
+
+
+def inference_log(spec: ModelSpec, model: Pipeline, end: datetime) -> pd.DataFrame:
+    """Eight weeks of champion traffic; from week 5 on a few features drift."""
+    rng = np.random.default_rng(SEED + 1)
+    weeks = []
+    start = end - timedelta(weeks=WEEKS)
+    for week in range(1, WEEKS + 1):
+        drift = 0.0 if week < DRIFT_FROM_WEEK else 0.6 + 0.1 * (week - DRIFT_FROM_WEEK)
+        frame = spec.generate(ROWS_PER_WEEK, rng, drift)
+        offsets = np.sort(rng.uniform(0, 7 * 24 * 3600, ROWS_PER_WEEK))
+        frame["timestamp"] = (
+            start + timedelta(weeks=week - 1) + pd.to_timedelta(offsets, unit="s")
+        ).floor("s")
+        weeks.append(frame)
+    log = pd.concat(weeks, ignore_index=True)
+    scores = model.predict_proba(log[spec.features])[:, 1]
+    labelled = log["timestamp"] < end - LABEL_DELAY
+    return pd.DataFrame(
+        {
+            "timestamp": log["timestamp"],
+            "model": spec.name,
+            "model_version": "1",
+            **{c: log[c] for c in spec.features},
+            "score": scores.round(6),
+            "prediction": (scores >= 0.5).astype(int),
+            "label": log[spec.target].where(labelled).astype("Int64"),
+        }
+    )
+
+
+def _log_end(now: datetime) -> datetime:
+    """Logs end on the most recent Monday at midnight UTC, so weeks are calendar weeks."""
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - timedelta(days=midnight.weekday())).replace(tzinfo=None)
+
+
+def seed_inference_log(settings: Settings, spec: ModelSpec, now: datetime) -> str | None:
+    engine = get_engine(settings.inference_db_url)
+    table = inference_table(spec.name)
+    if inspect(engine).has_table(table):
+        return None
+    champion = mlflow.sklearn.load_model(f"models:/{spec.name}@{DEFAULT_ALIAS}")
+    frame = inference_log(spec, champion, _log_end(now))
+    frame.to_sql(table, engine, index=False, chunksize=5000)
+    return table
+
+
+def run_demo(
+    settings: Settings,
+    sweep_runs: int = 50,
+    now: datetime | None = None,
+    extra_steps: list[Callable[[Settings], list[str]]] | None = None,
+) -> DemoReport:
+    """Fill the store with the scenario; steps whose result already exists are skipped."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    Registry(settings.tracking_uri).ping()
+    report = DemoReport()
+    with fluent_tracking(settings.tracking_uri):
+        for spec in SPECS:
+            added = seed_versions(client, settings, spec)
+            if added:
+                report.models.append(spec.name)
+                report.versions += added
+            report.sweep_runs += seed_sweep(client, settings, spec, sweep_runs)
+            table = seed_inference_log(settings, spec, now or datetime.now(UTC))
+            if table:
+                report.inference_tables.append(table)
+        for step in extra_steps or []:
+            report.extra += step(settings)
+    return report
+
+
+@contextmanager
+def fluent_tracking(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at `uri` for a while, then put back what was there.
+
+    `mlflow.set_tracking_uri` also sets MLFLOW_TRACKING_URI in the environment, which
+    would otherwise leak into every process started afterwards.
+    """
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    previous = mlflow.get_tracking_uri() if saved["MLFLOW_TRACKING_URI"] else None
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        mlflow.set_tracking_uri(previous)
+        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])

@@ -1,0 +1,49 @@
+"""Shared fixtures: real stores only. The demo scenario is seeded once per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops_core.config import Settings, load_settings
+from mlops_core.demo import run_demo
+from tests.pg import fresh_pg_url
+
+# Small sweeps keep the suite fast; every other part of the scenario is the real one.
+TEST_SWEEP_RUNS = 6
+
+
+def settings_for(data_dir: Path, **overrides: str) -> Settings:
+    return load_settings({"MLOPS_DATA_DIR": str(data_dir), **overrides})
+
+
+@pytest.fixture(scope="session")
+def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A data folder holding the seeded demo: MLflow on SQLite, inference log, panel DB."""
+    settings = settings_for(tmp_path_factory.mktemp("demo-store"))
+    run_demo(settings, sweep_runs=TEST_SWEEP_RUNS)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def demo_env(demo_settings: Settings) -> dict[str, str]:
+    """Environment variables that point a process (app, CLI) at the seeded demo store."""
+    return {"MLOPS_DATA_DIR": str(demo_settings.data_dir)}
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_pg_url() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def panel_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The panel database on both engines the panel supports."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'panel.db'}"
+    else:
+        with fresh_pg_url() as url:
+            yield url

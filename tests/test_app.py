@@ -1,0 +1,55 @@
+"""Fast page tests with AppTest: every page in the navigation renders from real stores."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.apptest import app_test, assert_no_exception
+
+
+def test_overview_lists_models_with_their_champion(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
+) -> None:
+    at = app_test(monkeypatch, demo_env).run()
+    assert_no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table.model) == ["churn-predictor", "credit-default"]
+    assert list(table.champion) == ["v1", "v1"]
+
+
+def test_every_page_in_the_navigation_renders(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
+) -> None:
+    at = app_test(monkeypatch, demo_env).run()
+    pages = [p for p in Path("pages").glob("*.py")]
+    assert pages
+    for page in pages:
+        at.switch_page(str(page)).run()
+        assert_no_exception(at)
+        assert not at.error, (page, [e.value for e in at.error])
+
+
+def test_empty_store_explains_how_to_load_the_demo(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    at = app_test(monkeypatch, {"MLOPS_DATA_DIR": str(tmp_path)}).run()
+    assert_no_exception(at)
+    assert "python -m mlops_core demo" in at.info[0].value
+
+
+def test_unreachable_tracking_server_shows_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = {"MLOPS_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    at = app_test(monkeypatch, env).run()
+    assert_no_exception(at)
+    assert "Cannot reach the MLflow tracking server" in at.error[0].value
+
+
+def test_invalid_setting_is_named_on_the_page(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = {"MLOPS_DATA_DIR": str(tmp_path), "MLOPS_DB_URL": "nonsense::"}
+    at = app_test(monkeypatch, env).run()
+    assert_no_exception(at)
+    assert "MLOPS_DB_URL" in at.error[0].value

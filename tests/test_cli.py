@@ -1,0 +1,70 @@
+"""The CLI as a CI pipeline runs it: a real process, exit codes, JSON on stdout."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_core.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_core", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_models_json_lists_versions_aliases_and_champion(demo_env: dict[str, str]) -> None:
+    result = run_cli("models", "--json", env=demo_env)
+    assert result.returncode == 0, result.stderr
+    models = {m["name"]: m for m in json.loads(result.stdout)}
+    churn = models["churn-predictor"]
+    assert churn["champion"] == "1"
+    assert [(v["version"], v["aliases"]) for v in churn["versions"]] == [
+        ("3", []),
+        ("2", []),
+        ("1", ["champion"]),
+    ]
+
+
+def test_models_table_is_readable(demo_env: dict[str, str]) -> None:
+    result = run_cli("models", env=demo_env)
+    assert result.returncode == 0
+    assert "churn-predictor" in result.stdout and "v1[champion]" in result.stdout
+
+
+def test_demo_again_adds_nothing(demo_env: dict[str, str]) -> None:
+    result = run_cli("demo", "--if-empty", env=demo_env)
+    assert result.returncode == 0
+    assert "already has models" in result.stdout
+
+
+def test_unreachable_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {"MLOPS_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    result = run_cli("models", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: Cannot reach the MLflow tracking server")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("setting", ["MLFLOW_TRACKING_URI", "MLOPS_DB_URL"])
+def test_invalid_setting_is_named(tmp_path: Path, setting: str) -> None:
+    result = run_cli("models", env={"MLOPS_DATA_DIR": str(tmp_path), setting: "nonsense::"})
+    assert result.returncode == 2
+    assert setting in result.stderr and "Traceback" not in result.stderr
+
+
+def test_empty_store_explains_how_to_load_the_demo(tmp_path: Path, demo_settings: Settings) -> None:
+    result = run_cli("models", env={"MLOPS_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0
+    assert "python -m mlops_core demo" in result.stdout

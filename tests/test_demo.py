@@ -1,0 +1,89 @@
+"""The demo scenario is realistic, deterministic and idempotent."""
+
+import pandas as pd
+import pytest
+from fairlearn.metrics import demographic_parity_difference
+
+from mlops_core.config import Settings
+from mlops_core.db import get_engine
+from mlops_core.demo import DRIFT_FROM_WEEK, WEEKS, inference_table, run_demo
+from mlops_core.demo_data import SPECS
+from mlops_core.registry import Registry
+from mlops_core.sources import load_run_artifact_frame
+from tests.conftest import TEST_SWEEP_RUNS
+
+
+@pytest.fixture(scope="module")
+def registry(demo_settings: Settings) -> Registry:
+    return Registry(demo_settings.tracking_uri)
+
+
+def _evaluation(registry: Registry, model: str, version: str) -> tuple[dict, pd.DataFrame]:
+    run_id = registry.get_version(model, version).run_id
+    frame = load_run_artifact_frame(registry.client, run_id, "evaluation/evaluation.parquet").frame
+    return registry.get_run(run_id).metrics, frame
+
+
+def test_second_run_adds_nothing(demo_settings: Settings) -> None:
+    report = run_demo(demo_settings, sweep_runs=TEST_SWEEP_RUNS)
+    assert not report.added_anything
+
+
+@pytest.mark.parametrize("model", [spec.name for spec in SPECS])
+def test_candidates_make_approving_and_rejecting_real_decisions(
+    registry: Registry, model: str
+) -> None:
+    """v2 beats the champion but is unfair; v3 beats it and is fair enough."""
+    champion, champion_eval = _evaluation(registry, model, "1")
+    unfair, unfair_eval = _evaluation(registry, model, "2")
+    fair, fair_eval = _evaluation(registry, model, "3")
+
+    def disparity(frame: pd.DataFrame) -> float:
+        return demographic_parity_difference(
+            frame.label, frame.prediction, sensitive_features=frame.gender
+        )
+
+    assert unfair["roc_auc"] > fair["roc_auc"] > champion["roc_auc"]
+    assert disparity(unfair_eval) > 0.1
+    assert disparity(fair_eval) < 0.05
+    assert disparity(champion_eval) < 0.05
+    assert {"gender", "age_band", "label", "score", "prediction"} <= set(fair_eval.columns)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_inference_log_covers_eight_weeks_with_delayed_labels(
+    demo_settings: Settings, spec
+) -> None:
+    log = pd.read_sql_table(inference_table(spec.name), get_engine(demo_settings.inference_db_url))
+    assert set(spec.features) <= set(log.columns)
+    assert {"timestamp", "model", "model_version", "score", "prediction", "label"} <= set(
+        log.columns
+    )
+    span = log.timestamp.max() - log.timestamp.min()
+    assert pd.Timedelta(days=7 * WEEKS - 1) < span <= pd.Timedelta(days=7 * WEEKS)
+    assert 0 < log.label.notna().mean() < 1
+    assert log.label.isna().iloc[-1] and log.label.notna().iloc[0]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_drifting_features_shift_from_week_five(demo_settings: Settings, spec) -> None:
+    log = pd.read_sql_table(inference_table(spec.name), get_engine(demo_settings.inference_db_url))
+    week = (log.timestamp - log.timestamp.min()).dt.days // 7 + 1
+    early, late = log[week < DRIFT_FROM_WEEK], log[week >= DRIFT_FROM_WEEK]
+    for column in spec.numeric:
+        shift = abs(late[column].mean() - early[column].mean()) / early[column].std()
+        if column in spec.drifting:
+            assert shift > 0.3, column
+        else:
+            assert shift < 0.1, column
+
+
+def test_sweeps_give_comparison_material(registry: Registry) -> None:
+    experiment = registry.experiment_by_name("training/churn-predictor")
+    sweep = registry.search_runs(
+        [experiment.experiment_id], filter_string="tags.`mlops.demo` = 'sweep'", page_size=100
+    )
+    assert len(sweep.runs) == TEST_SWEEP_RUNS
+    assert sweep.runs["params.model"].nunique() == 3
+    boosted = sweep.runs[sweep.runs["params.model"] == "gradient_boosting"].run_id.iloc[0]
+    assert len(registry.metric_history(boosted, "val_log_loss")) >= 20

@@ -1,0 +1,1 @@
+"""Streamlit side of the panel: thin rendering over `mlops_core`, which holds the rules."""

@@ -1,0 +1,62 @@
+"""What every page shares: settings, the cached registry and panel database, error display."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import streamlit as st
+
+from mlops_core import db
+from mlops_core.config import Settings, load_settings
+from mlops_core.errors import MlopsError
+from mlops_core.overview import ModelOverview, model_overview
+from mlops_core.registry import DEFAULT_ALIAS, Registry
+
+T = TypeVar("T")
+REGISTRY_TTL_SECONDS = 30
+
+
+def or_stop(fn: Callable[..., T], *args, **kwargs) -> T:
+    """Call the core; a problem a person can fix ends the page with its message, not a trace."""
+    try:
+        return fn(*args, **kwargs)
+    except MlopsError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+@st.cache_resource
+def _settings() -> Settings:
+    return load_settings()
+
+
+def settings() -> Settings:
+    return or_stop(_settings)
+
+
+@st.cache_resource
+def _schema_ready(db_url: str) -> bool:
+    db.upgrade(db_url)
+    return True
+
+
+def ensure_schema(current: Settings) -> None:
+    or_stop(_schema_ready, current.db_url)
+
+
+@st.cache_resource
+def registry(tracking_uri: str) -> Registry:
+    return Registry(tracking_uri)
+
+
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading the model registry…")
+def cached_overview(tracking_uri: str, alias: str = DEFAULT_ALIAS) -> list[ModelOverview]:
+    return model_overview(registry(tracking_uri), alias)
+
+
+def refresh_control() -> None:
+    """Registry reads are cached briefly; this lets a person see a change at once."""
+    if st.sidebar.button("Refresh registry data", help="Registry reads are cached for 30 s."):
+        st.cache_data.clear()
+        st.rerun()

@@ -1,0 +1,141 @@
+"""Who is using the panel: sign-in, the sidebar identity, and the one place pages ask.
+
+Pages call `current_actor(settings)` and nothing else. Tests set the user by putting an
+`Actor` into `st.session_state["actor"]` before running the app.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+from mlops_core.access import actor_from_oidc, load_access, page_refusal
+from mlops_core.auth import authenticate, resolve_local_actor
+from mlops_core.config import Settings
+from mlops_core.errors import MlopsError, PermissionDenied
+from mlops_core.identity import Actor
+
+ACTOR_KEY = "actor"
+LOCAL_USERNAME_KEY = "signed_in_username"
+_SIGNED_IN_VIA = {
+    "local": "with a local account",
+    "oidc": "through single sign-on",
+    "cli": "from the command line",
+}
+
+
+def _plain(text: str) -> str:
+    # Names come from users and identity providers; they must not turn into Markdown links.
+    return re.sub(r"([\\`*_\[\]()<>#|~$])", r"\\\1", text)
+
+
+def _auth_section() -> Mapping[str, Any] | None:
+    """The `[auth]` section of secrets.toml, or None when single sign-on is not configured."""
+    if not st.secrets.load_if_toml_exists():
+        return None
+    return st.secrets.get("auth")
+
+
+def current_actor(settings: Settings) -> Actor | None:
+    """The signed-in actor, or None. Raises MlopsError when the access file is invalid."""
+    injected = st.session_state.get(ACTOR_KEY)
+    if injected is not None:
+        return injected
+    if _auth_section() is not None:
+        if not st.user.get("is_logged_in"):
+            return None
+        return actor_from_oidc(st.user.to_dict(), load_access(settings.access_file))
+    username = st.session_state.get(LOCAL_USERNAME_KEY)
+    if username is None:
+        return None
+    try:
+        return resolve_local_actor(settings, username)
+    except PermissionDenied:
+        # The account was removed since this person signed in.
+        del st.session_state[LOCAL_USERNAME_KEY]
+        return None
+
+
+def _providers(auth: Mapping[str, Any]) -> list[str | None]:
+    # Named providers are [auth.<name>] tables; otherwise the [auth] section is the provider.
+    named = [
+        name for name, value in auth.items() if isinstance(value, Mapping) and "client_id" in value
+    ]
+    return named or [None]
+
+
+def _single_sign_on(auth: Mapping[str, Any]) -> None:
+    if importlib.util.find_spec("authlib") is None:
+        st.error(
+            "Single sign-on is configured in .streamlit/secrets.toml, but the Authlib "
+            "package is not installed: pip install 'Authlib>=1.3.2'."
+        )
+        return
+    for provider in _providers(auth):
+        label = provider.title() if provider else "single sign-on"
+        if st.button(f"Sign in with {label}", key=f"sign_in_{provider or 'default'}"):
+            st.login(provider)
+
+
+def _local_sign_in(settings: Settings) -> None:
+    with st.form("sign_in"):
+        username = st.text_input("Username", autocomplete="username")
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if not submitted:
+        return
+    try:
+        actor = authenticate(settings, username, password)
+    except MlopsError as exc:
+        st.error(_plain(str(exc)))
+        return
+    st.session_state[LOCAL_USERNAME_KEY] = actor.username
+    st.rerun()
+
+
+def sign_in_page(settings: Settings) -> None:
+    """The page shown to someone not signed in: single sign-on or the local form."""
+    st.title("Sign in")
+    auth = _auth_section()
+    if auth is not None:
+        _single_sign_on(auth)
+    else:
+        _local_sign_in(settings)
+
+
+def sign_out(actor: Actor) -> None:
+    st.session_state.clear()
+    if actor.auth_method == "oidc":
+        # Also deletes Streamlit's identity cookie and ends the provider session if it can.
+        st.logout()
+    st.rerun()
+
+
+def sidebar_identity(actor: Actor) -> None:
+    """Who is signed in, how, with which roles, and a sign-out button."""
+    with st.sidebar:
+        st.markdown(f"**{_plain(actor.display_name or actor.label)}**")
+        via = _SIGNED_IN_VIA.get(actor.auth_method, actor.auth_method)
+        st.caption(f"{_plain(actor.label)}, signed in {via}")
+        st.caption(f"Roles: {', '.join(sorted(actor.roles)) or 'none'}")
+        if st.button("Sign out", key="sign_out"):
+            sign_out(actor)
+
+
+def not_allowed_page(actor: Actor | None, page: str) -> None:
+    """The body shown when a URL targets a page the actor's roles do not open."""
+    st.title("Not allowed")
+    st.error(f"Not allowed: {_plain(page_refusal(actor, page) or '')}")
+
+
+def no_roles_page(actor: Actor) -> None:
+    """The body shown to someone signed in whom configuration grants no role."""
+    st.title("No access yet")
+    st.warning(
+        f"You are signed in as {_plain(actor.label)}, but no role is granted to you. "
+        "Ask an admin to add you to the access file (access.toml)."
+    )
