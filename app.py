@@ -1,17 +1,33 @@
-"""Entry point: settings, schema, navigation. Every page lays out what `mlops_core` returns."""
+"""Entry point: settings, schema, who is signed in, and the pages their roles open.
+
+Every page lays out what `mlops_core` returns; the core enforces every rule again.
+"""
+
+from functools import partial
 
 import streamlit as st
 
-from ui.app_state import ensure_schema, refresh_control, settings
+from ui.app_state import ensure_schema, or_stop, refresh_control, settings
+from ui.identity import current_actor, no_roles_page, sidebar_identity, sign_in_page
+from ui.navigation import build_navigation
 
 st.set_page_config(page_title="MLOps control panel", page_icon="🛡️", layout="wide")
 
 current = settings()
 ensure_schema(current)
+actor = or_stop(current_actor, current)
 
-pages = [
-    st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
-]
+if actor is None:
+    # st.navigation must run on every path, or Streamlit would list pages/ on its own.
+    st.navigation([st.Page(partial(sign_in_page, current), title="Sign in")]).run()
+    st.stop()
+
+pages = build_navigation(actor)
+if not any(page.visibility == "visible" for page in pages):
+    st.navigation([st.Page(partial(no_roles_page, actor), title="No access")]).run()
+    st.stop()
+
 navigation = st.navigation(pages)
+sidebar_identity(actor)
 refresh_control()
 navigation.run()

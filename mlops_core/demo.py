@@ -7,6 +7,7 @@ already in the store and adds nothing on a second run.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,9 +41,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlalchemy import inspect
 
+from mlops_core.auth import create_demo_accounts
 from mlops_core.config import Settings
 from mlops_core.db import get_engine
 from mlops_core.demo_data import SENSITIVE, SPECS, ModelSpec
+from mlops_core.policy import EXAMPLE_POLICY
 from mlops_core.registry import DEFAULT_ALIAS, Registry
 
 SEED = 20260105
@@ -372,12 +375,7 @@ def seed_inference_log(settings: Settings, spec: ModelSpec, now: datetime) -> st
     return table
 
 
-def run_demo(
-    settings: Settings,
-    sweep_runs: int = 50,
-    now: datetime | None = None,
-    extra_steps: list[Callable[[Settings], list[str]]] | None = None,
-) -> DemoReport:
+def run_demo(settings: Settings, sweep_runs: int = 50, now: datetime | None = None) -> DemoReport:
     """Fill the store with the scenario; steps whose result already exists are skipped."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=settings.tracking_uri)
@@ -393,9 +391,19 @@ def run_demo(
             table = seed_inference_log(settings, spec, now or datetime.now(UTC))
             if table:
                 report.inference_tables.append(table)
-        for step in extra_steps or []:
-            report.extra += step(settings)
+    if install_example_policy(settings):
+        report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
+    report.extra += [f"demo account {name}" for name in create_demo_accounts(settings.users_file)]
     return report
+
+
+def install_example_policy(settings: Settings) -> bool:
+    """Give the demo models their gates unless a policy is configured or already there."""
+    target = settings.data_dir / "policy.toml"
+    if settings.policy_file is not None or target.exists():
+        return False
+    shutil.copyfile(EXAMPLE_POLICY, target)
+    return True
 
 
 @contextmanager

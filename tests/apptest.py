@@ -8,16 +8,36 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mlops_core.identity import Actor
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
-def app_test(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> AppTest:
-    """A fresh app for these settings; caches are process-wide, so they are cleared."""
+def actor(name: str, *roles: str) -> Actor:
+    return Actor(username=name, roles=frozenset(roles or (name,)), auth_method="local")
+
+
+ADMIN = actor("admin")
+VIEWER = actor("viewer")
+REQUESTER = actor("requester")
+APPROVER = actor("approver")
+
+
+def app_test(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], as_actor: Actor | None = ADMIN
+) -> AppTest:
+    """A fresh app for these settings, signed in as `as_actor` (None: nobody signed in).
+
+    Streamlit's caches are process-wide, so they are cleared for each app.
+    """
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     st.cache_data.clear()
     st.cache_resource.clear()
-    return AppTest.from_file(APP, default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=120)
+    if as_actor is not None:
+        at.session_state["actor"] = as_actor
+    return at
 
 
 def assert_no_exception(at: AppTest) -> None:

@@ -21,10 +21,12 @@ def settings_for(data_dir: Path, **overrides: str) -> Settings:
 
 @pytest.fixture(scope="session")
 def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A data folder holding the seeded demo: MLflow on SQLite, inference log, panel DB."""
-    settings = settings_for(tmp_path_factory.mktemp("demo-store"))
-    run_demo(settings, sweep_runs=TEST_SWEEP_RUNS)
-    return settings
+    """A data folder holding the seeded demo: MLflow on SQLite, inference log, panel DB,
+    demo accounts and the example policy."""
+    data_dir = tmp_path_factory.mktemp("demo-store")
+    run_demo(settings_for(data_dir), sweep_runs=TEST_SWEEP_RUNS)
+    # Loaded again so that the policy file the demo installed is picked up.
+    return settings_for(data_dir)
 
 
 @pytest.fixture(scope="session")

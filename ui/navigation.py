@@ -1,0 +1,47 @@
+"""The panel's pages in navigation order; the role each needs lives in `mlops_core.access`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import streamlit as st
+
+from mlops_core.access import allowed_pages
+from mlops_core.identity import Actor
+from ui.identity import not_allowed_page
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    key: str
+    title: str
+    icon: str
+
+    @property
+    def file(self) -> str:
+        return f"pages/{self.key}.py"
+
+
+# A page is listed here only once it really works.
+PAGES = [
+    PageSpec("overview", "Overview", "🏠"),
+]
+
+
+def navigation_plan(actor: Actor) -> list[tuple[PageSpec, bool]]:
+    """Each page with whether the actor may open it, in navigation order."""
+    allowed = set(allowed_pages(actor))
+    return [(spec, spec.key in allowed) for spec in PAGES]
+
+
+def build_navigation(actor: Actor) -> list[st.Page]:
+    """Pages the actor may open; the others answer their URL with "not allowed"."""
+    pages = []
+    for spec, allowed in navigation_plan(actor):
+        if allowed:
+            pages.append(st.Page(spec.file, title=spec.title, icon=spec.icon, url_path=spec.key))
+        else:
+            refusal = partial(not_allowed_page, actor, spec.key)
+            pages.append(st.Page(refusal, title=spec.title, url_path=spec.key, visibility="hidden"))
+    return pages
