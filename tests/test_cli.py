@@ -68,3 +68,30 @@ def test_empty_store_explains_how_to_load_the_demo(tmp_path: Path, demo_settings
     result = run_cli("models", env={"MLOPS_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0
     assert "python -m mlops_core demo" in result.stdout
+
+
+def test_users_add_stores_a_hash_and_the_account_can_sign_in(tmp_path: Path) -> None:
+    env = {"MLOPS_DATA_DIR": str(tmp_path)}
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlops_core",
+            "users",
+            "add",
+            "alice",
+            "--role",
+            "approver",
+            "--password-stdin",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        input="s3cret-pass\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "s3cret-pass" not in (tmp_path / "users.toml").read_text()
+    listed = json.loads(run_cli("users", "list", "--json", env=env).stdout)
+    assert listed == [{"username": "alice", "roles": ["approver"], "email": None}]

@@ -1,5 +1,5 @@
 """One module per CLI command group; each exposes `register(subparsers)`."""
 
-from mlops_core.commands import demo, models
+from mlops_core.commands import demo, models, users
 
-COMMAND_MODULES = [demo, models]
+COMMAND_MODULES = [demo, models, users]
