@@ -11,4 +11,4 @@ def test_streamlit_serves_health_and_the_app_page(demo_env: dict[str, str]) -> N
         assert health.status_code == 200 and health.text == "ok"
         page = requests.get(base, timeout=10)
         assert page.status_code == 200
-        assert "<div id=\"root\">" in page.text or 'id="root"' in page.text
+        assert '<div id="root">' in page.text or 'id="root"' in page.text
