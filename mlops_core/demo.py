@@ -45,6 +45,7 @@ from mlops_core.auth import create_demo_accounts
 from mlops_core.config import Settings
 from mlops_core.db import get_engine
 from mlops_core.demo_data import SENSITIVE, SPECS, ModelSpec
+from mlops_core.fairness_evidence import seed_fairness_evidence
 from mlops_core.policy import EXAMPLE_POLICY
 from mlops_core.registry import DEFAULT_ALIAS, Registry
 
@@ -393,6 +394,7 @@ def run_demo(settings: Settings, sweep_runs: int = 50, now: datetime | None = No
                 report.inference_tables.append(table)
     if install_example_policy(settings):
         report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
+    report.extra += seed_fairness_evidence(settings)
     report.extra += [f"demo account {name}" for name in create_demo_accounts(settings.users_file)]
     return report
 

@@ -34,6 +34,10 @@ Missing sensitive values
     They form a group of their own, labelled ``(missing)``. (Fairlearn's MetricFrame refuses
     missing values outright.)
 
+Overall
+    ``FairnessReport.overall`` holds the same rates over every row, as ``MetricFrame.overall``
+    does, so a chart can put each group next to the population.
+
 Pass / fail
     Each threshold in ``max_disparity`` is a maximum, except for ratio metrics
     (``demographic_parity_ratio``), where it is a minimum. A check on an undefined value is
@@ -64,6 +68,7 @@ DISPARITY_METRICS = (
 MINIMUM_METRICS = frozenset({"demographic_parity_ratio"})
 _METRIC_LIST = ", ".join(DISPARITY_METRICS)
 MISSING_GROUP = "(missing)"
+OVERALL_GROUP = "(overall)"
 INTERSECTION_SEPARATOR = "&"
 # Rates come from float division of counts; a gap that equals the limit in decimal must not
 # fail because of the last bit.
@@ -147,6 +152,7 @@ class FairnessReport:
     n_rows: int
     config: FairnessConfig
     notes: list[str]
+    overall: GroupMetrics
 
     def feature(self, name: str) -> FeatureResult:
         for result in self.features:
@@ -164,6 +170,7 @@ class FairnessReport:
             "n_rows": self.n_rows,
             "config": asdict(self.config),
             "notes": list(self.notes),
+            "overall": _group_to_dict(self.overall),
         }
 
     @classmethod
@@ -175,6 +182,7 @@ class FairnessReport:
                 n_rows=int(data["n_rows"]),
                 config=FairnessConfig(**data["config"]),
                 notes=list(data["notes"]),
+                overall=_group_from_dict(data["overall"]),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(
@@ -211,6 +219,7 @@ def evaluate_fairness(df: pd.DataFrame, config: FairnessConfig) -> FairnessRepor
         n_rows=len(df),
         config=config,
         notes=notes,
+        overall=_overall(outcome),
     )
 
 
@@ -498,6 +507,11 @@ def _evaluate_feature(
     return result, _feature_notes(result, rates, included, config)
 
 
+def _overall(outcome: np.ndarray) -> GroupMetrics:
+    rates = _group_rates(np.bincount(outcome, minlength=4).reshape(1, 4))
+    return _group_list([OVERALL_GROUP], rates, np.ones(1, dtype=bool))[0]
+
+
 def _group_list(labels: list[str], rates: _GroupRates, included: np.ndarray) -> list[GroupMetrics]:
     return [
         GroupMetrics(
@@ -620,30 +634,32 @@ def _feature_to_dict(result: FeatureResult) -> dict[str, Any]:
         for c in result.checks
     ]
     data["insufficient_groups"] = result.insufficient_groups
-    data["groups"] = [
-        {
-            "group": g.group,
-            "count": g.count,
-            **{f: _json_number(getattr(g, f)) for f in _RATE_FIELDS},
-            "insufficient_data": g.insufficient_data,
-        }
-        for g in result.groups
-    ]
+    data["groups"] = [_group_to_dict(g) for g in result.groups]
     return data
+
+
+def _group_to_dict(group: GroupMetrics) -> dict[str, Any]:
+    return {
+        "group": group.group,
+        "count": group.count,
+        **{f: _json_number(getattr(group, f)) for f in _RATE_FIELDS},
+        "insufficient_data": group.insufficient_data,
+    }
+
+
+def _group_from_dict(data: dict[str, Any]) -> GroupMetrics:
+    return GroupMetrics(
+        group=data["group"],
+        count=int(data["count"]),
+        **{f: _number_from_json(data[f]) for f in _RATE_FIELDS},
+        insufficient_data=bool(data["insufficient_data"]),
+    )
 
 
 def _feature_from_dict(name: str, data: dict[str, Any]) -> FeatureResult:
     return FeatureResult(
         name=name,
-        groups=[
-            GroupMetrics(
-                group=g["group"],
-                count=int(g["count"]),
-                **{f: _number_from_json(g[f]) for f in _RATE_FIELDS},
-                insufficient_data=bool(g["insufficient_data"]),
-            )
-            for g in data["groups"]
-        ],
+        groups=[_group_from_dict(g) for g in data["groups"]],
         checks=[
             DisparityCheck(
                 metric=c["metric"],

@@ -3,12 +3,23 @@
 import pandas as pd
 import streamlit as st
 
-from ui.app_state import cached_overview, or_stop, settings
+from mlops_core.access import page_refusal
+from mlops_core.fairness_evidence import FairnessStatus, fairness_status
+from mlops_core.promotion import open_requests, reconcile
+from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
+from ui.identity import current_actor
+
+
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner=False)
+def cached_fairness(tracking_uri: str, model: str, version: str) -> FairnessStatus:
+    return fairness_status(registry(tracking_uri), model, version)
+
 
 st.title("Overview")
 st.caption(
-    "Every registered model with the version behind its champion alias. "
-    "Metrics come from the champion's training run in MLflow."
+    "Every registered model with the version behind its champion alias, its fairness "
+    "evidence, and the promotion requests waiting for a decision. Metrics come from the "
+    "champion's training run in MLflow."
 )
 
 current = settings()
@@ -20,12 +31,23 @@ if not entries:
     )
     st.stop()
 
+for warning in or_stop(reconcile, current, registry(current.tracking_uri)):
+    st.warning(warning.message, icon="⚠️")
+
+
+def _fairness(model: str, version: str | None) -> str:
+    if version is None:
+        return "-"
+    return or_stop(cached_fairness, current.tracking_uri, model, version).label
+
+
 rows = pd.DataFrame(
     [
         {
             "model": e.name,
             "champion": f"v{e.champion_version}" if e.champion_version else "none",
             e.key_metric: e.key_metric_value,
+            "champion fairness": _fairness(e.name, e.champion_version),
             "versions": e.n_versions,
             "champion changed": e.champion_changed_at,
             "description": e.description,
@@ -45,3 +67,30 @@ st.dataframe(
 without_champion = [e.name for e in entries if e.champion_version is None]
 if without_champion:
     st.warning("No champion alias set for: " + ", ".join(without_champion))
+
+st.subheader("Open promotion requests")
+pending = or_stop(open_requests, current)
+if not pending:
+    st.caption("Nothing is waiting for a decision.")
+else:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "request": r.id,
+                    "model": r.model_name,
+                    "candidate": f"v{r.version}",
+                    "champion at request": f"v{r.champion_version}" if r.champion_version else "-",
+                    "status": r.status,
+                    "candidate fairness": _fairness(r.model_name, r.version),
+                    "requested by": r.requested_by,
+                    "reason": r.reason,
+                }
+                for r in pending
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    if page_refusal(or_stop(current_actor, current), "approvals") is None:
+        st.page_link("pages/approvals.py", label="Review them on the Approvals page", icon="✅")

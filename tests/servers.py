@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import requests
@@ -37,21 +38,40 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 90) -> reques
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """End the server and everything it started: `mlflow server` runs uvicorn and job
+    consumers as children that outlive a plain terminate of the parent."""
+    _signal_group(process, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=20)
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
+
+
 @contextmanager
-def running(command: list[str], env: dict[str, str], health_url: str) -> Iterator[None]:
+def running(
+    command: list[str], env: dict[str, str], health_url: str, timeout: float = 90
+) -> Iterator[None]:
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
     log = open(ROOT / "test-artifacts" / f"server-{abs(hash(tuple(command)))}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
-        wait_for(health_url, process)
+        wait_for(health_url, process, timeout)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
         log.close()
 
 
@@ -73,6 +93,38 @@ def streamlit_app(env: dict[str, str]) -> Iterator[str]:
         "127.0.0.1",
     ]
     base = f"http://127.0.0.1:{port}"
-    (ROOT / "test-artifacts").mkdir(exist_ok=True)
     with running(command, env, f"{base}/_stcore/health"):
         yield base
+
+
+@contextmanager
+def mlflow_server(
+    backend_store_uri: str, artifacts_dir: Path, allowed_hosts: str = "127.0.0.1:*"
+) -> Iterator[str]:
+    """`mlflow server` on a free port serving artifacts from `artifacts_dir` and answering
+    only the `allowed_hosts` Host headers; yields its base URL once healthy."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(artifacts_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--allowed-hosts",
+        allowed_hosts,
+    ]
+    # The panel needs no MLflow job runner (GenAI jobs); compose turns it off too.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    # The first start creates MLflow's tables in the empty database, which takes a while.
+    with running(command, env, f"http://127.0.0.1:{port}/health", timeout=180):
+        yield f"http://127.0.0.1:{port}"

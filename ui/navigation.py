@@ -26,6 +26,11 @@ class PageSpec:
 # A page is listed here only once it really works.
 PAGES = [
     PageSpec("overview", "Overview", "🏠"),
+    PageSpec("experiments", "Experiments", "🧪"),
+    PageSpec("models", "Models", "📦"),
+    PageSpec("fairness", "Fairness", "⚖️"),
+    PageSpec("approvals", "Approvals", "✅"),
+    PageSpec("audit", "Audit log", "📜"),
 ]
 
 

@@ -1,0 +1,547 @@
+"""Fairness evidence of a model version: computed from its evaluation set with the policy's
+settings, stored on the version's MLflow run, read back, and set against the champion's.
+
+The registry itself carries the evidence: the artifact ``fairness/report.json`` (the whole
+report, the source of truth), one metric per feature and disparity, searchable and plotted by
+MLflow (``fairness.gender.demographic_parity_difference``), and the tag
+``mlops.fairness.passed`` (true / false / none).
+
+Stored evidence is used only when it was computed with the settings the policy asks for now;
+otherwise (thresholds changed, other sensitive features chosen) the report is computed again
+from the evaluation set, and its source says why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+from mlflow.entities import Metric, RunTag
+from mlflow.exceptions import MlflowException
+from requests.exceptions import RequestException
+
+from mlops_core.config import Settings
+from mlops_core.demo_data import SPECS
+from mlops_core.errors import InvalidInput, MlopsError, NotFound, RegistryUnavailable
+from mlops_core.fairness import (
+    DISPARITY_METRICS,
+    INTERSECTION_SEPARATOR,
+    MINIMUM_METRICS,
+    DisparityCheck,
+    FairnessConfig,
+    FairnessReport,
+    evaluate_fairness,
+)
+from mlops_core.policy import Direction, FairnessPolicy, ModelPolicy, load_policy
+from mlops_core.registry import Registry, VersionInfo, _friendly
+from mlops_core.sources import LoadedData, load_file, load_run_artifact_frame
+
+REPORT_DIR = "fairness"
+REPORT_FILE = "report.json"
+REPORT_ARTIFACT = f"{REPORT_DIR}/{REPORT_FILE}"
+PASSED_TAG = "mlops.fairness.passed"
+METRIC_PREFIX = "fairness."
+ARTIFACT_PREFIX = "artifact:"
+# Columns with more distinct values than this are identifiers or measurements, not groups.
+MAX_SENSITIVE_VALUES = 50
+
+
+class FairnessEvidence(NamedTuple):
+    """A report and where it came from (stored on a run, or computed now from which data)."""
+
+    report: FairnessReport
+    source: str
+
+
+# --- settings and data ----------------------------------------------------------------------
+
+
+def fairness_config(
+    policy: ModelPolicy,
+    sensitive: Sequence[str] | None = None,
+    columns: Collection[str] | None = None,
+) -> FairnessConfig:
+    """The policy's fairness settings for data with these `columns`; `sensitive` overrides
+    the gated features.
+
+    The score with the policy's threshold is the decision the gate controls, so it is used
+    whenever the data has it; otherwise the prediction column (the policy file cannot unset
+    score_column, which defaults to "score").
+    """
+    fairness = policy.fairness or FairnessPolicy()
+    data = policy.data
+    if data.score_column is None and data.prediction_column is None:
+        raise InvalidInput(
+            "The policy's data section sets neither score_column nor prediction_column, "
+            "so there is no decision to evaluate for fairness."
+        )
+    use_score = data.score_column is not None and (
+        columns is None or data.score_column in columns or data.prediction_column is None
+    )
+    return FairnessConfig(
+        label=data.label_column,
+        sensitive=list(sensitive) if sensitive else gated_features(policy),
+        score=data.score_column if use_score else None,
+        prediction=None if use_score else data.prediction_column,
+        threshold=fairness.decision_threshold,
+        min_group_size=fairness.min_group_size,
+        max_disparity=dict(fairness.thresholds),
+    )
+
+
+def gated_features(policy: ModelPolicy) -> list[str]:
+    """The sensitive features the policy's fairness thresholds apply to."""
+    return list((policy.fairness or FairnessPolicy()).sensitive_features)
+
+
+def model_policy(settings: Settings, model: str) -> ModelPolicy:
+    return load_policy(settings.policy_file).for_model(model)
+
+
+def resolve_version(registry: Registry, model: str, version: str) -> VersionInfo:
+    """A version by number, or by alias (``champion``)."""
+    if version.isdigit():
+        return registry.get_version(model, version)
+    found = registry.version_by_alias(model, version)
+    if found is None:
+        raise NotFound(f"Model {model!r} has no version {version!r} and no alias of that name.")
+    return found
+
+
+def load_data_location(registry: Registry, run_id: str | None, location: str) -> LoadedData:
+    """``artifact:<path>`` is an artifact of the run; anything else is a CSV/Parquet file."""
+    if location.startswith(ARTIFACT_PREFIX):
+        if run_id is None:
+            raise InvalidInput(
+                f"The data location {location!r} is an artifact of the version's run, "
+                "but the version has no run."
+            )
+        return load_run_artifact_frame(registry.client, run_id, location[len(ARTIFACT_PREFIX) :])
+    return load_file(Path(location).expanduser())
+
+
+def load_evaluation_set(
+    settings: Settings, registry: Registry, model: str, version: str
+) -> LoadedData:
+    found = resolve_version(registry, model, version)
+    return load_data_location(registry, found.run_id, model_policy(settings, model).data.evaluation)
+
+
+def sensitive_options(frame: pd.DataFrame, policy: ModelPolicy) -> list[str]:
+    """Columns that could split people into groups: the gated ones first, then any other
+    categorical column with few values, leaving out the label, score and prediction."""
+    data = policy.data
+    bookkeeping = {data.label_column, data.score_column, data.prediction_column}
+    bookkeeping.add(data.timestamp_column)
+    options = [c for c in gated_features(policy) if c in frame.columns]
+    for name in frame.columns:
+        if name in bookkeeping or name in options or not _groups_people(frame[name]):
+            continue
+        options.append(str(name))
+    return options
+
+
+def _groups_people(column: pd.Series) -> bool:
+    types = pd.api.types
+    categorical = types.is_bool_dtype(column) or not (
+        types.is_numeric_dtype(column) or types.is_datetime64_any_dtype(column)
+    )
+    return categorical and column.nunique(dropna=False) <= MAX_SENSITIVE_VALUES
+
+
+def compute_fairness(
+    loaded: LoadedData, policy: ModelPolicy, sensitive: Sequence[str] | None = None
+) -> FairnessEvidence:
+    config = fairness_config(policy, sensitive, loaded.frame.columns)
+    report = evaluate_fairness(loaded.frame, config)
+    return FairnessEvidence(report, f"computed now from {loaded.description} ({loaded.caption})")
+
+
+# --- MLflow ---------------------------------------------------------------------------------
+
+
+def metric_key(feature: str, metric: str) -> str:
+    """``fairness.<feature>.<metric>``, the feature cut down to what MLflow accepts."""
+    name = feature.replace(INTERSECTION_SEPARATOR, "_x_")
+    return f"{METRIC_PREFIX}{re.sub(r'[^A-Za-z0-9_ -]', '_', name)}.{metric}"
+
+
+def _passed_tag(passed: bool | None) -> str:
+    return {True: "true", False: "false", None: "none"}[passed]
+
+
+@contextmanager
+def _storing(registry: Registry, run_id: str) -> Iterator[None]:
+    try:
+        yield
+    except (MlflowException, RequestException) as exc:
+        raise _friendly(exc, registry.tracking_uri) from None
+    except OSError as exc:
+        # A local artifact store reports a full disk or a read-only folder this way.
+        raise RegistryUnavailable(
+            f"Could not store the fairness evidence on run {run_id}: {exc}"
+        ) from None
+
+
+def log_fairness_evidence(registry: Registry, run_id: str, report: FairnessReport) -> None:
+    """Store the report on the run: the artifact first, so a failed upload logs nothing.
+
+    Logging again replaces report.json and adds a new point to each metric.
+    """
+    client = registry.client
+    with tempfile.TemporaryDirectory(prefix="mlops-fairness-") as folder:
+        path = Path(folder) / REPORT_FILE
+        path.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False), "utf-8")
+        with _storing(registry, run_id):
+            client.log_artifact(run_id, str(path), REPORT_DIR)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    metrics = [
+        Metric(metric_key(feature.name, metric), value, now, 0)
+        for feature in report.features
+        for metric in DISPARITY_METRICS
+        if not math.isnan(value := feature.disparity(metric))
+    ]
+    with _storing(registry, run_id):
+        client.log_batch(
+            run_id, metrics=metrics, tags=[RunTag(PASSED_TAG, _passed_tag(report.passed))]
+        )
+
+
+def has_stored_report(registry: Registry, run_id: str) -> bool:
+    return REPORT_ARTIFACT in registry.list_artifacts(run_id, REPORT_DIR)
+
+
+def read_stored_report(registry: Registry, run_id: str) -> FairnessReport | None:
+    """The report stored on the run, or None when there is none."""
+    if not has_stored_report(registry, run_id):
+        return None
+    with tempfile.TemporaryDirectory(prefix="mlops-fairness-") as folder:
+        with _storing(registry, run_id):
+            local = registry.client.download_artifacts(run_id, REPORT_ARTIFACT, folder)
+        text = Path(local).read_text("utf-8")
+    try:
+        return FairnessReport.from_dict(json.loads(text))
+    except (json.JSONDecodeError, InvalidInput) as exc:
+        raise InvalidInput(
+            f"The stored {REPORT_ARTIFACT} of run {run_id} cannot be read ({exc}); "
+            "recompute it from the evaluation set."
+        ) from None
+
+
+# --- evidence of a version ------------------------------------------------------------------
+
+
+def _expected_config(
+    stored: FairnessReport, policy: ModelPolicy, sensitive: Sequence[str] | None
+) -> FairnessConfig:
+    """The config the policy asks for, on data with the decision column the report used."""
+    decision = stored.config.score or stored.config.prediction
+    return fairness_config(policy, sensitive, [decision] if decision else [])
+
+
+def fairness_for_version(
+    settings: Settings,
+    registry: Registry,
+    model: str,
+    version: str,
+    recompute: bool = False,
+    sensitive: Sequence[str] | None = None,
+) -> FairnessEvidence:
+    """The version's fairness under the current policy: the stored evidence when it matches
+    the policy's settings (and `recompute` is off), else computed from the evaluation set."""
+    policy = model_policy(settings, model)
+    found = resolve_version(registry, model, version)
+    reason = ""
+    if not recompute and found.run_id is not None:
+        stored = read_stored_report(registry, found.run_id)
+        if stored is not None and stored.config == _expected_config(stored, policy, sensitive):
+            return FairnessEvidence(
+                stored, f"stored evidence: {REPORT_ARTIFACT} of run {found.run_id}"
+            )
+        reason = (
+            "; no evidence is stored on the run"
+            if stored is None
+            else "; the stored evidence was computed with other settings"
+        )
+    loaded = load_data_location(registry, found.run_id, policy.data.evaluation)
+    evidence = compute_fairness(loaded, policy, sensitive)
+    return evidence._replace(source=evidence.source + reason)
+
+
+def record_fairness_evidence(
+    settings: Settings, registry: Registry, model: str, version: str
+) -> FairnessEvidence:
+    """Compute with the policy's settings and store the result on the version's run."""
+    found = resolve_version(registry, model, version)
+    if found.run_id is None:
+        raise InvalidInput(f"{model} v{found.version} has no run to store fairness evidence on.")
+    evidence = fairness_for_version(settings, registry, model, found.version, recompute=True)
+    log_fairness_evidence(registry, found.run_id, evidence.report)
+    return evidence
+
+
+def seed_fairness_evidence(settings: Settings, models: Iterable[str] | None = None) -> list[str]:
+    """Store evidence for every version of the demo models whose run has none yet."""
+    installed = settings.data_dir / "policy.toml"
+    if settings.policy_file is None and installed.is_file():
+        # run_demo's settings predate the example policy it installs in the data folder,
+        # and evidence computed without its thresholds would never match the policy.
+        settings = replace(settings, policy_file=installed)
+    registry = Registry(settings.tracking_uri)
+    added = []
+    for model in models if models is not None else [spec.name for spec in SPECS]:
+        for version in registry.list_versions(model):
+            if version.run_id is None or has_stored_report(registry, version.run_id):
+                continue
+            record_fairness_evidence(settings, registry, model, version.version)
+            added.append(f"fairness evidence for {model} v{version.version}")
+    return added
+
+
+# --- status for the overview ----------------------------------------------------------------
+
+
+def _excess(check: DisparityCheck) -> float:
+    """How far past its threshold a disparity is (negative: within it)."""
+    if check.metric in MINIMUM_METRICS:
+        return check.threshold - check.value
+    return check.value - check.threshold
+
+
+def describe_check(feature: str, check: DisparityCheck) -> str:
+    return f"{feature} {check.metric} {check.value:.3f} ({check.bound} {check.threshold:g})"
+
+
+@dataclass(frozen=True)
+class FairnessStatus:
+    """The stored verdict of a version; `worst` is the check closest to (or furthest past)
+    its threshold."""
+
+    passed: bool | None
+    worst_feature: str | None
+    worst: DisparityCheck | None
+    source: str
+    has_evidence: bool
+
+    @property
+    def label(self) -> str:
+        if not self.has_evidence:
+            return "no evidence"
+        return {True: "pass", False: "fail", None: "no verdict"}[self.passed]
+
+    @property
+    def summary(self) -> str:
+        if self.worst is None or self.worst_feature is None:
+            return self.label
+        return f"{self.label}: {describe_check(self.worst_feature, self.worst)}"
+
+
+def worst_check(report: FairnessReport) -> tuple[str, DisparityCheck] | None:
+    evaluated = [
+        (feature.name, check)
+        for feature in report.features
+        for check in feature.checks
+        if check.passed is not None
+    ]
+    return max(evaluated, key=lambda item: _excess(item[1]), default=None)
+
+
+def fairness_status(registry: Registry, model: str, version: str) -> FairnessStatus:
+    """The verdict stored on the version's run, without touching the evaluation set."""
+    found = resolve_version(registry, model, version)
+    report = read_stored_report(registry, found.run_id) if found.run_id else None
+    if report is None:
+        return FairnessStatus(
+            None, None, None, f"no fairness evidence on {model} v{found.version}", False
+        )
+    worst = worst_check(report)
+    return FairnessStatus(
+        passed=report.passed,
+        worst_feature=worst[0] if worst else None,
+        worst=worst[1] if worst else None,
+        source=f"{REPORT_ARTIFACT} of run {found.run_id}",
+        has_evidence=True,
+    )
+
+
+# --- candidate versus champion --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DisparityDelta:
+    """One disparity of one feature for both versions; delta is candidate minus champion."""
+
+    feature: str
+    metric: str
+    candidate: float
+    champion: float
+    delta: float
+    threshold: float | None
+    bound: str
+    candidate_passed: bool | None
+    champion_passed: bool | None
+
+    @property
+    def less_fair(self) -> bool | None:
+        """Whether the candidate is further from parity than the champion."""
+        if math.isnan(self.delta):
+            return None
+        return self.delta < 0 if self.metric in MINIMUM_METRICS else self.delta > 0
+
+
+def compare_reports(candidate: FairnessReport, champion: FairnessReport) -> list[DisparityDelta]:
+    """Every disparity of the candidate's features next to the champion's."""
+    champion_features = {f.name: f for f in champion.features}
+    rows = []
+    for feature in candidate.features:
+        other = champion_features.get(feature.name)
+        candidate_checks = {c.metric: c for c in feature.checks}
+        champion_checks = {c.metric: c for c in other.checks} if other else {}
+        for metric in DISPARITY_METRICS:
+            value = feature.disparity(metric)
+            reference = other.disparity(metric) if other else math.nan
+            check = candidate_checks.get(metric)
+            champion_check = champion_checks.get(metric)
+            rows.append(
+                DisparityDelta(
+                    feature=feature.name,
+                    metric=metric,
+                    candidate=value,
+                    champion=reference,
+                    delta=value - reference,
+                    threshold=check.threshold if check else None,
+                    bound="min" if metric in MINIMUM_METRICS else "max",
+                    candidate_passed=check.passed if check else None,
+                    champion_passed=champion_check.passed if champion_check else None,
+                )
+            )
+    return rows
+
+
+@dataclass(frozen=True)
+class FairnessComparison:
+    model: str
+    candidate_version: str
+    champion_version: str
+    candidate: FairnessEvidence
+    champion: FairnessEvidence
+    key_metric: str
+    key_metric_direction: Direction
+    candidate_key_metric: float | None
+    champion_key_metric: float | None
+    rows: list[DisparityDelta]
+
+    @property
+    def accuracy_change(self) -> str:
+        """ "better", "worse" or "same" on the key metric, or "unknown"."""
+        if self.candidate_key_metric is None or self.champion_key_metric is None:
+            return "unknown"
+        gain = self.candidate_key_metric - self.champion_key_metric
+        if self.key_metric_direction == "lower":
+            gain = -gain
+        return "better" if gain > 0 else "worse" if gain < 0 else "same"
+
+    @property
+    def more_accurate_but_less_fair(self) -> bool:
+        """The trade-off a reviewer must not miss: better key metric, a failing disparity."""
+        return self.accuracy_change == "better" and any(
+            r.candidate_passed is False for r in self.rows
+        )
+
+    @property
+    def headline(self) -> str:
+        """One sentence: is the candidate more accurate, and is it less fair?"""
+        parts = [f"v{self.candidate_version} against champion v{self.champion_version}:"]
+        if self.accuracy_change != "unknown":
+            parts.append(
+                f"{self.key_metric} {self.candidate_key_metric:.4f} vs "
+                f"{self.champion_key_metric:.4f} ({self.accuracy_change});"
+            )
+        verdicts = {True: "passes", False: "fails", None: "has no verdict"}
+        parts.append(
+            f"fairness {verdicts[self.candidate.report.passed]} "
+            f"(champion {verdicts[self.champion.report.passed]})."
+        )
+        regressions = [r for r in self.rows if r.candidate_passed is False]
+        if regressions:
+            worst = max(regressions, key=lambda r: abs(r.delta) if not math.isnan(r.delta) else 0)
+            parts.append(
+                f"{worst.feature} {worst.metric}: {worst.candidate:.3f} vs {worst.champion:.3f} "
+                f"({worst.bound} {worst.threshold:g})."
+            )
+        return " ".join(parts)
+
+
+def _key_metric(registry: Registry, version: VersionInfo, metric: str) -> float | None:
+    return registry.get_run(version.run_id).metrics.get(metric) if version.run_id else None
+
+
+@dataclass(frozen=True)
+class FairnessReview:
+    """A version's evidence and, unless it is the champion (or there is none), the
+    champion's next to it; `champion_problem` says why the champion could not be evaluated."""
+
+    model: str
+    version: str
+    evidence: FairnessEvidence
+    champion_version: str | None
+    comparison: FairnessComparison | None
+    champion_problem: str | None = None
+
+
+def review_fairness(
+    settings: Settings,
+    registry: Registry,
+    model: str,
+    version: str,
+    recompute: bool = False,
+    sensitive: Sequence[str] | None = None,
+) -> FairnessReview:
+    """Both versions are evaluated the same way: stored or recomputed, same features."""
+    full_policy = load_policy(settings.policy_file)
+    policy = full_policy.for_model(model)
+    candidate = resolve_version(registry, model, version)
+    evidence = fairness_for_version(
+        settings, registry, model, candidate.version, recompute, sensitive
+    )
+    champion = registry.version_by_alias(model, policy.alias)
+    review = FairnessReview(
+        model=model,
+        version=candidate.version,
+        evidence=evidence,
+        champion_version=champion.version if champion else None,
+        comparison=None,
+    )
+    if champion is None or champion.version == candidate.version:
+        return review
+    try:
+        champion_evidence = fairness_for_version(
+            settings, registry, model, champion.version, recompute, sensitive
+        )
+    except MlopsError as exc:
+        # The candidate's evidence still stands on its own.
+        return replace(review, champion_problem=f"Champion v{champion.version}: {exc}")
+    return replace(
+        review,
+        comparison=FairnessComparison(
+            model=model,
+            candidate_version=candidate.version,
+            champion_version=champion.version,
+            candidate=evidence,
+            champion=champion_evidence,
+            key_metric=policy.key_metric,
+            key_metric_direction=full_policy.direction(policy.key_metric),
+            candidate_key_metric=_key_metric(registry, candidate, policy.key_metric),
+            champion_key_metric=_key_metric(registry, champion, policy.key_metric),
+            rows=compare_reports(evidence.report, champion_evidence.report),
+        ),
+    )

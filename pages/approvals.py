@@ -1,0 +1,153 @@
+"""Approvals: the queue of promotion requests, their evidence, decisions and rollbacks."""
+
+import streamlit as st
+
+from mlops_core import promotion
+from mlops_core.access import holds_role
+from mlops_core.decision_record import build_record
+from mlops_core.gates import evaluate_gates
+from ui import approvals_actions as actions
+from ui import approvals_views as views
+from ui.app_state import ensure_schema, or_stop, registry, settings
+from ui.identity import current_actor
+
+NOW_KEY = "approvals_gates_now"
+
+st.title("Approvals")
+st.caption(
+    "Promotion requests move a model's alias (its champion) to a new version once another "
+    "person approves. Gates are checked at request time and again at each decision."
+)
+
+current = settings()
+# The panel database is the page's own store; cached, so this costs nothing after once.
+ensure_schema(current)
+actor = or_stop(current_actor, current)
+if actor is None:
+    st.stop()
+mlflow = registry(current.tracking_uri)
+actions.show_flash()
+
+
+def request_detail(view: promotion.RequestView) -> None:
+    """Everything about one request: who and why, evidence side by side, actions, record."""
+    views.request_header(view)
+    actions.action_buttons(actor, view)
+    now = st.session_state.get(NOW_KEY, {}).get(view.id)
+    if st.button("Evaluate the gates now", key=f"gates_now_{view.id}"):
+        report = or_stop(evaluate_gates, current, mlflow, view.model_name, view.version)
+        st.session_state.setdefault(NOW_KEY, {})[view.id] = now = report.results
+    record = or_stop(build_record, current, mlflow, view.id)
+    latest = views.latest_gates(view, now)
+    left, right = st.columns(2)
+    with left:
+        views.metrics_table(record)
+        views.fairness_summary(latest)
+    with right:
+        views.drift_summary(latest)
+    st.markdown("**Gates**")
+    moments = {"at request": view.gates_at_request}
+    for decision in view.decisions:
+        moments[f"{decision.actor} ({decision.verdict})"] = decision.gates
+    if now is not None:
+        moments["now"] = now
+    st.dataframe(views.gates_side_by_side(moments), hide_index=True, width="stretch")
+    with st.expander("Gate details (reasons and evidence)"):
+        st.dataframe(views.gates_frame(latest), hide_index=True, width="stretch")
+    st.markdown("**Decisions**")
+    views.decisions_list(view)
+    views.record_downloads(record)
+
+
+def pick_request(requests: list[promotion.RequestView], key: str) -> None:
+    if not requests:
+        return
+    by_label = {views.request_label(r): r for r in requests}
+    chosen = st.selectbox("Request", list(by_label), key=key)
+    if chosen is not None:
+        with st.container(border=True):
+            request_detail(by_label[chosen])
+
+
+queue, history, new_request, rollback = st.tabs(
+    ["Queue", "History", "Request a promotion", "Roll back"]
+)
+
+with queue:
+    open_ones = or_stop(promotion.open_requests, current)
+    if not open_ones:
+        st.info("No open promotion requests.")
+    else:
+        views.requests_table(open_ones)
+        pick_request(open_ones, "queue_pick")
+
+with history:
+    everything = or_stop(promotion.list_requests, current)
+    closed = [r for r in everything if not r.is_open]
+    if not closed:
+        st.info("No decided requests yet.")
+    else:
+        views.requests_table(closed)
+        st.markdown("**Decisions**")
+        st.dataframe(
+            views.decisions_history(everything),
+            hide_index=True,
+            width="stretch",
+            column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+        )
+        pick_request(closed, "history_pick")
+
+with new_request:
+    if not holds_role(actor, "requester"):
+        st.info("Requesting a promotion needs the requester role.")
+    else:
+        models = or_stop(mlflow.list_models)
+        names = [m.name for m in models]
+        model = st.selectbox("Model", names, key="request_model")
+        if model:
+            versions = or_stop(mlflow.list_versions, model)
+            labels = {
+                f"v{v.version}" + (f" [{', '.join(v.aliases)}]" if v.aliases else ""): v.version
+                for v in versions
+            }
+            with st.form("request_form"):
+                version = st.selectbox("Version", list(labels), key="request_version")
+                reason = st.text_area("Why promote it? (required)", key="request_reason")
+                submitted = st.form_submit_button("Request promotion", type="primary")
+            if submitted and version:
+                with st.spinner("Evaluating the gates…"):
+                    created = or_stop(
+                        promotion.request_promotion,
+                        current,
+                        mlflow,
+                        actor,
+                        model,
+                        labels[version],
+                        reason,
+                    )
+                actions.flash(
+                    "success",
+                    f"Request #{created.id} created for {model} v{created.version}: "
+                    f"gates {created.gate_summary}.",
+                )
+                st.rerun()
+
+with rollback:
+    if not holds_role(actor, "approver"):
+        st.info("Rolling back needs the approver role.")
+    else:
+        models = or_stop(mlflow.list_models)
+        model = st.selectbox("Model", [m.name for m in models], key="rollback_model")
+        if model:
+            plan = or_stop(promotion.plan_rollback, current, mlflow, model)
+            if plan.refusal:
+                st.info(plan.refusal)
+            else:
+                st.text(
+                    f"{plan.alias} points at v{plan.current_version}, set by request "
+                    f"#{plan.request.id}. A rollback moves it back to v{plan.target_version}."
+                )
+                actions.rollback_button(plan)
+
+# Last, so that a button clicked in this run opens its dialog in this run.
+actions.open_dialog(current, mlflow, actor)

@@ -1,0 +1,86 @@
+"""Audit log: every workflow event, filterable, with the hash chain's status and a CSV export."""
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+from mlops_core import audit
+from ui.app_state import ensure_schema, or_stop, settings
+from ui.identity import _plain as plain
+
+ANY = "(any)"
+# The table shows the newest events; the CSV export has them all.
+SHOWN = 1000
+
+st.title("Audit log")
+st.caption(
+    "Append-only and hash-chained: each event carries the hash of the one before it, so an "
+    "edited, inserted or deleted event breaks the chain from that point on."
+)
+
+current = settings()
+# The panel database is the page's own store; cached, so this costs nothing after once.
+ensure_schema(current)
+status = or_stop(audit.verify, current.db_url)
+if status.ok:
+    st.success(plain(status.summary))
+else:
+    st.error(plain(status.summary))
+
+known = or_stop(audit.distinct_values, current.db_url)
+model_col, actor_col, action_col, dates_col = st.columns(4)
+model = model_col.selectbox("Model", [ANY, *known["model"]], key="audit_model")
+actor = actor_col.selectbox("Actor", [ANY, *known["actor"]], key="audit_actor")
+action = action_col.selectbox("Action", [ANY, *known["action"]], key="audit_action")
+dates = dates_col.date_input(
+    "Dates (UTC)", value=(), help="Pick a first and a last day.", key="audit_dates"
+)
+since, until = (dates[0], dates[-1]) if dates else (None, None)
+filters = audit.AuditFilter(
+    model=None if model == ANY else model,
+    actor=None if actor == ANY else actor,
+    action=None if action == ANY else action,
+    since=since,
+    until=until,
+)
+
+events = or_stop(audit.list_events, current.db_url, replace(filters, limit=SHOWN))
+if not events:
+    st.info("No audit events match these filters.")
+    st.stop()
+
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "#": e.id,
+                "when (UTC)": e.created_at,
+                "actor": e.actor,
+                "via": e.actor_via,
+                "action": e.action,
+                "model": e.model_name,
+                "version": e.version,
+                "request": e.request_id,
+                "reason": e.reason,
+                "hash": e.hash[:12],
+                "details": json.dumps(e.details, sort_keys=True),
+            }
+            for e in events
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "when (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+        "reason": st.column_config.TextColumn(width="medium"),
+    },
+)
+st.caption(f"{len(events)} events, newest first (at most {SHOWN}; the export has all).")
+st.download_button(
+    "Export as CSV",
+    or_stop(audit.export_csv, current.db_url, filters),
+    file_name="audit-log.csv",
+    mime="text/csv",
+)

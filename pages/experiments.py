@@ -1,0 +1,226 @@
+"""Experiments: filter runs with MLflow's syntax, page through them on the server, compare 2-10.
+
+The chosen experiments, filter, sort, selected runs and "only differences" live in the URL,
+so a link opens the same comparison for a colleague.
+"""
+
+import hashlib
+
+import streamlit as st
+
+from mlops_core.comparison import (
+    MAX_COMPARED,
+    MIN_COMPARED,
+    RUN_ATTRIBUTES,
+    merge_page_selection,
+    order_by_clause,
+    parse_id_list,
+    run_columns,
+    runs_view,
+)
+from mlops_core.errors import InvalidInput
+from mlops_core.policy import load_policy
+from mlops_core.registry import RunPage
+from ui.app_state import or_stop, settings
+from ui.comparison_view import (
+    MISSING,
+    REFRESH_HINT,
+    cached_experiments,
+    cached_run_comparison,
+    cached_runs_page,
+    render_comparison,
+)
+
+PAGE_SIZES = [10, 25, 50, 100, 200]
+SELECTION = "runs"
+FILTER_EXAMPLE = "metrics.roc_auc > 0.8 and params.model = 'random_forest'"
+DEFAULT_SORT = ("start_time", True)
+# Session keys: which page of which query is shown, and a counter that resets the table.
+NAVIGATION = "experiments_navigation"
+TABLE_GENERATION = "experiments_table_generation"
+NOTICE = "experiments_notice"
+
+
+def store_selection(run_ids: list[str]) -> None:
+    if run_ids:
+        st.query_params[SELECTION] = ",".join(run_ids)
+    elif SELECTION in st.query_params:
+        del st.query_params[SELECTION]
+
+
+def reset_table() -> None:
+    st.session_state[TABLE_GENERATION] = st.session_state.get(TABLE_GENERATION, 0) + 1
+
+
+def clear_selection() -> None:
+    store_selection([])
+    reset_table()
+
+
+def fetch(tracking_uri: str, query: tuple, token: str | None) -> RunPage | None:
+    """A page of runs, or None after telling the person why their filter is not valid."""
+    try:
+        return cached_runs_page(tracking_uri, *query, token)
+    except InvalidInput as exc:
+        st.error(f"This filter is not valid: {exc}")
+        st.caption(f"Example of a valid filter: `{FILTER_EXAMPLE}`")
+        return None
+
+
+def go_to(navigation: dict, index: int, token: str | None = None) -> None:
+    if token is not None:
+        del navigation["tokens"][index:]
+        navigation["tokens"].append(token)
+    navigation["index"] = index
+
+
+def runs_section(
+    tracking_uri: str, ids: tuple[str, ...], filter_string: str, selection: list[str]
+) -> None:
+    """The runs table, one server-side page at a time, whose ticks feed the selection."""
+    size_column, sort_column, direction_column = st.columns([1, 3, 1])
+    page_size = size_column.selectbox(
+        "Runs per page", PAGE_SIZES, index=PAGE_SIZES.index(100), key="size", bind="query-params"
+    )
+    # MLflow cannot list an experiment's keys; the first page's keys offer the columns.
+    probe = fetch(tracking_uri, (ids, filter_string, (), page_size), None)
+    if probe is None:
+        return
+    columns = run_columns(probe.runs)
+    with st.expander("Columns"):
+        shown_metrics = st.multiselect(
+            "Metrics", columns.metrics, default=columns.metrics, key="cols_metrics"
+        )
+        shown_params = st.multiselect(
+            "Params", columns.params, default=columns.params, key="cols_params"
+        )
+        shown_tags = st.multiselect("Tags", columns.tags, key="cols_tags")
+    sort = sort_column.selectbox(
+        "Sort by (on the server)",
+        [*RUN_ATTRIBUTES, *columns.prefixed()],
+        key="sort",
+        bind="query-params",
+    )
+    descending = direction_column.toggle("Descending", value=True, key="desc", bind="query-params")
+    order_by = () if (sort, descending) == DEFAULT_SORT else (order_by_clause(sort, descending),)
+
+    query = (ids, filter_string, order_by, page_size)  # cached_runs_page's arguments
+    navigation = st.session_state.setdefault(NAVIGATION, {})
+    if navigation.get("query") != query:
+        navigation.update(query=query, tokens=[None], index=0)
+    index = navigation["index"]
+    token = navigation["tokens"][index]
+    page = probe if (order_by, token) == ((), None) else fetch(tracking_uri, query, token)
+    if page is None:
+        return
+    view = runs_view(
+        page.runs,
+        [f"metrics.{m}" for m in shown_metrics]
+        + [f"params.{p}" for p in shown_params]
+        + [f"tags.{t}" for t in shown_tags],
+    )
+    if view.empty:
+        st.info("No run matches." if filter_string else "These experiments have no runs yet.")
+        return
+    page_ids = view["run_id"].tolist()
+    generation = st.session_state.get(TABLE_GENERATION, 0)
+    table_key = hashlib.sha1(repr((query, index, generation)).encode()).hexdigest()[:12]
+    event = st.dataframe(
+        view,
+        hide_index=True,
+        placeholder=MISSING,
+        column_order=[c for c in view.columns if c != "run_id"],
+        column_config={"start_time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+        key=f"runs_{table_key}",
+        on_select="rerun",
+        selection_mode="multi-row",
+        selection_default={
+            "selection": {"rows": [i for i, r in enumerate(page_ids) if r in selection]}
+        },
+    )
+    ticked = [page_ids[row] for row in event.selection.rows]
+    update = merge_page_selection(selection, page_ids, ticked)
+    if update.selection != selection:
+        store_selection(update.selection)
+        if update.dropped:
+            st.session_state[NOTICE] = (
+                f"At most {MAX_COMPARED} runs can be compared; "
+                f"{len(update.dropped)} more were not added."
+            )
+            reset_table()
+        st.rerun()
+
+    previous, position, following = st.columns([1, 2, 1])
+    previous.button(
+        "◀ Previous",
+        disabled=index == 0,
+        on_click=go_to,
+        args=(navigation, index - 1),
+        key="previous_page",
+    )
+    position.caption(f"Page {index + 1} · {len(view)} runs on this page")
+    following.button(
+        "Next ▶",
+        disabled=page.next_page_token is None,
+        on_click=go_to,
+        args=(navigation, index + 1, page.next_page_token),
+        key="next_page",
+    )
+
+
+st.title("Experiments")
+st.caption(
+    "Choose experiments, narrow the runs down with an MLflow filter, tick 2 to 10 runs "
+    "and compare them below. " + REFRESH_HINT
+)
+
+current = settings()
+policy = or_stop(load_policy, current.policy_file)
+experiments = or_stop(cached_experiments, current.tracking_uri)
+if not experiments:
+    st.info(
+        "No experiments in the tracking store yet. "
+        "Run `python -m mlops_core demo` to load the demo scenario."
+    )
+    st.stop()
+experiment_ids = {e.name: e.experiment_id for e in experiments}
+selection = parse_id_list(st.query_params.get(SELECTION))
+
+chosen = st.multiselect(
+    "Experiments",
+    list(experiment_ids),
+    key="exp",
+    bind="query-params",
+    placeholder="Choose one or more experiments",
+)
+filter_string = st.text_input(
+    "Filter runs",
+    key="filter",
+    bind="query-params",
+    placeholder=FILTER_EXAMPLE,
+    help="MLflow search syntax: metrics.*, params.* (quoted values), tags.*, attributes.*, "
+    "joined with `and`.",
+).strip()
+ids = tuple(experiment_ids[name] for name in chosen)
+
+if ids:
+    runs_section(current.tracking_uri, ids, filter_string, selection)
+else:
+    st.info("Choose one or more experiments to list their runs.")
+
+st.subheader("Comparison")
+if NOTICE in st.session_state:
+    st.warning(st.session_state.pop(NOTICE))
+if len(selection) < MIN_COMPARED:
+    st.info(f"Tick {MIN_COMPARED} to {MAX_COMPARED} runs in the table to compare them.")
+    st.stop()
+st.button("Clear the selection", on_click=clear_selection, key="clear_selection")
+comparison = or_stop(
+    cached_run_comparison,
+    current.tracking_uri,
+    tuple(selection),
+    policy.metric_direction,
+)
+render_comparison(
+    comparison, current.tracking_uri, "runs-comparison.csv", policy.defaults.key_metric
+)

@@ -1,0 +1,216 @@
+"""Models: registered models, one model's versions and lineage, a candidate against the champion.
+
+The chosen model, version, candidate and compared versions live in the URL, so a link opens
+the same view for a colleague.
+"""
+
+import pandas as pd
+import streamlit as st
+from pandas.io.formats.style import Styler
+
+from mlops_core.comparison import (
+    MAX_COMPARED,
+    MIN_COMPARED,
+    ChampionComparison,
+    Lineage,
+    candidate_vs_champion,
+    key_metrics,
+    models_table,
+    version_lineage,
+    versions_table,
+)
+from mlops_core.policy import Policy, load_policy
+from mlops_core.registry import ModelSummary
+from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
+from ui.comparison_view import (
+    MISSING,
+    REFRESH_HINT,
+    cached_version_comparison,
+    render_comparison,
+)
+
+PASS_STYLE = "background-color: rgba(46, 160, 67, 0.25)"
+FAIL_STYLE = "background-color: rgba(248, 81, 73, 0.3)"
+
+
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading the model registry…")
+def cached_models(tracking_uri: str, alias: str) -> list[ModelSummary]:
+    return registry(tracking_uri).list_models(alias)
+
+
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading versions…")
+def cached_versions(tracking_uri: str, model: str, metrics: tuple[str, ...]) -> pd.DataFrame:
+    return versions_table(registry(tracking_uri), model, list(metrics))
+
+
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading lineage…")
+def cached_lineage(tracking_uri: str, model: str, version: str) -> Lineage:
+    return version_lineage(registry(tracking_uri), model, version)
+
+
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Comparing with the champion…")
+def cached_candidate(
+    tracking_uri: str, model: str, version: str, policy: Policy
+) -> ChampionComparison:
+    return candidate_vs_champion(registry(tracking_uri), model, version, policy)
+
+
+def verdict_styles(deltas: pd.DataFrame) -> Styler:
+    """Rows the policy gates are green when they pass and red when they fail."""
+
+    def row_style(row: pd.Series) -> list[str]:
+        style = "" if pd.isna(row["passes"]) else PASS_STYLE if row["passes"] else FAIL_STYLE
+        return [style] * len(row)
+
+    numbers = ["candidate", "champion", "delta", "regression", "tolerance", "minimum"]
+    return deltas.style.apply(row_style, axis=1).format(precision=4, subset=numbers)
+
+
+st.title("Models")
+st.caption("Registered models, their versions and where each comes from. " + REFRESH_HINT)
+
+current = settings()
+policy = or_stop(load_policy, current.policy_file)
+models = or_stop(cached_models, current.tracking_uri, policy.defaults.alias)
+if not models:
+    st.info(
+        "No registered models in the tracking store yet. "
+        "Run `python -m mlops_core demo` to load the demo scenario."
+    )
+    st.stop()
+
+st.dataframe(
+    models_table(models),
+    hide_index=True,
+    column_config={
+        "champion_changed_at": st.column_config.DatetimeColumn(
+            "champion changed", format="YYYY-MM-DD HH:mm"
+        ),
+        "last_updated": st.column_config.DatetimeColumn("last update", format="YYYY-MM-DD HH:mm"),
+        "description": st.column_config.TextColumn(width="large"),
+    },
+    key="models_table",
+)
+
+by_name = {m.name: m for m in models}
+name = st.selectbox("Model", list(by_name), key="model", bind="query-params")
+summary = by_name[name]
+model_policy = policy.for_model(name)
+if summary.description:
+    # Plain text: a description is whatever someone typed into MLflow.
+    st.text(summary.description)
+
+versions = or_stop(cached_versions, current.tracking_uri, name, tuple(key_metrics(model_policy)))
+numbers = versions["version"].tolist()
+if not numbers:
+    st.info(f"{name} has no versions yet.")
+    st.stop()
+label = {v: f"v{v}" for v in numbers}
+
+versions_tab, champion_tab, compare_tab = st.tabs(
+    ["Versions and lineage", f"Candidate vs {model_policy.alias}", "Compare versions"]
+)
+
+with versions_tab:
+    st.dataframe(
+        versions,
+        hide_index=True,
+        placeholder=MISSING,
+        column_config={
+            "created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+            "description": st.column_config.TextColumn(width="large"),
+        },
+        key="versions_table",
+    )
+    version = st.selectbox(
+        "Lineage of version", numbers, format_func=label.get, key="version", bind="query-params"
+    )
+    lineage = or_stop(cached_lineage, current.tracking_uri, name, version)
+    if lineage.run is None:
+        st.info(f"Version {version} was registered without a source run.")
+    else:
+        run = lineage.run
+        # A table, not Markdown: run and experiment names are whatever someone typed.
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "": ["model source", "source run", "run name", "experiment", "status"],
+                    "value": [
+                        lineage.version.source,
+                        run.run_id,
+                        run.run_name,
+                        lineage.experiment_name or run.experiment_id,
+                        run.status,
+                    ],
+                }
+            ),
+            hide_index=True,
+            key="lineage_run",
+        )
+        st.markdown("**Dataset inputs**")
+        if lineage.datasets.empty:
+            st.caption("The run logged no dataset inputs.")
+        else:
+            st.dataframe(lineage.datasets, hide_index=True, key="lineage_datasets")
+        st.markdown("**Artifacts of the run**")
+        st.dataframe(
+            pd.DataFrame({"artifact": lineage.artifacts}), hide_index=True, key="artifacts"
+        )
+
+with champion_tab:
+    champion = summary.aliases.get(model_policy.alias)
+    others = [v for v in numbers if v != champion] or numbers
+    candidate = st.selectbox(
+        "Candidate version",
+        numbers,
+        index=numbers.index(others[0]),
+        format_func=label.get,
+        key="candidate",
+        bind="query-params",
+    )
+    result = or_stop(cached_candidate, current.tracking_uri, name, candidate, policy)
+    if result.champion is None:
+        st.warning(f"{name} has no {result.alias} alias yet: there is nothing to compare with.")
+    else:
+        st.caption(
+            f"v{candidate} against {result.alias} v{result.champion.version}. Thresholds from "
+            f"{result.policy_source}: regression tolerance (max_regression) and minimum "
+            "(min_metrics) per metric; ungated metrics are not coloured."
+        )
+    if result.passes is True:
+        st.success("Every metric the policy gates passes.")
+    elif result.passes is False:
+        failing = result.deltas.loc[result.deltas["passes"].eq(False).fillna(False), "metric"]
+        st.warning("Fails the policy on: " + ", ".join(failing))
+    else:
+        st.info("The policy sets no metric thresholds for this model.")
+    st.dataframe(verdict_styles(result.deltas), hide_index=True, placeholder=MISSING, key="deltas")
+    st.markdown("**Params that differ**")
+    if result.params.empty:
+        st.caption("Same params.")
+    else:
+        st.dataframe(result.params, hide_index=True, placeholder=MISSING, key="param_differences")
+
+with compare_tab:
+    chosen = st.multiselect(
+        "Versions to compare",
+        numbers,
+        format_func=label.get,
+        max_selections=MAX_COMPARED,
+        key="versions",
+        bind="query-params",
+        placeholder=f"Choose {MIN_COMPARED} to {MAX_COMPARED} versions",
+    )
+    if len(chosen) < MIN_COMPARED:
+        st.info(f"Choose {MIN_COMPARED} to {MAX_COMPARED} versions to compare them.")
+    else:
+        comparison = or_stop(
+            cached_version_comparison,
+            current.tracking_uri,
+            name,
+            tuple(chosen),
+            policy.metric_direction,
+        )
+        render_comparison(
+            comparison, current.tracking_uri, f"{name}-versions.csv", model_policy.key_metric
+        )

@@ -1,0 +1,200 @@
+"""docker-compose.yml, Dockerfile and .env.example describe a topology that can start.
+
+There is no Docker engine here, so the file is checked as `docker compose config` would
+render it, and its commands are parsed by the very CLIs that will run them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from mlflow.cli import cli as mlflow_cli
+from sqlalchemy.engine import make_url
+from streamlit.web.cli import main as streamlit_cli
+
+from mlops_core.cli import build_parser
+from mlops_core.config import load_settings
+from tests.topology import (
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    compose_option,
+    compose_variables,
+    env_file,
+    example_env,
+    load_compose,
+)
+
+ROOT = COMPOSE_FILE.parent
+PASSWORD = "s3cret-Only-in-env"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_compose(example_env(POSTGRES_PASSWORD=PASSWORD))
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return compose["services"]
+
+
+def _healthcheck(service: dict[str, Any]) -> str:
+    kind, *command = service["healthcheck"]["test"]
+    assert kind in ("CMD", "CMD-SHELL")
+    return " ".join(command)
+
+
+def test_the_four_services_share_one_image_built_from_the_repo(services: dict) -> None:
+    assert set(services) == {"postgres", "mlflow", "panel", "demo"}
+    assert services["panel"]["build"] == "."
+    # Only one service builds the tag; the others run it (parallel builds would collide).
+    assert [name for name, s in services.items() if "build" in s] == ["panel"]
+    assert services["mlflow"]["image"] == services["demo"]["image"] == services["panel"]["image"]
+    assert services["demo"]["profiles"] == ["demo"] and services["demo"]["restart"] == "no"
+
+
+def test_each_long_running_service_has_a_healthcheck_on_its_health_endpoint(
+    services: dict,
+) -> None:
+    assert "pg_isready" in _healthcheck(services["postgres"])
+    assert "http://127.0.0.1:5000/health" in _healthcheck(services["mlflow"])
+    assert "http://127.0.0.1:8501/_stcore/health" in _healthcheck(services["panel"])
+
+
+def test_services_start_once_what_they_need_is_healthy(services: dict) -> None:
+    needs = {
+        "postgres": set(),
+        "mlflow": {"postgres"},
+        "panel": {"postgres", "mlflow"},
+        "demo": {"postgres", "mlflow", "panel"},
+    }
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        assert set(depends_on) == needs[name], name
+        assert all(d == {"condition": "service_healthy"} for d in depends_on.values()), name
+
+
+def test_state_lives_on_named_volumes(compose: dict) -> None:
+    declared = set(compose["volumes"])
+    services = compose["services"]
+    mounts = {n: dict(v.split(":")[:2] for v in s.get("volumes", [])) for n, s in services.items()}
+    assert {"postgres-data", "mlflow-artifacts", "panel-data"} <= declared
+    assert mounts["postgres"]["postgres-data"] == "/var/lib/postgresql/data"
+    artifacts = compose_option(services["mlflow"]["command"], "artifacts-destination")
+    assert mounts["mlflow"]["mlflow-artifacts"] == artifacts
+    data_dir = services["panel"]["environment"]["MLOPS_DATA_DIR"]
+    assert mounts["panel"]["panel-data"] == mounts["demo"]["panel-data"] == data_dir
+    for service_mounts in mounts.values():
+        named = {source for source in service_mounts if not source.startswith(".")}
+        assert named <= declared
+
+
+def test_mlflow_server_options_parse_with_the_pinned_mlflow(
+    services: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow = services["mlflow"]
+    assert mlflow["command"][:2] == ["mlflow", "server"]
+    for name, value in mlflow["environment"].items():
+        monkeypatch.setenv(name, value)
+    params = mlflow_cli.commands["server"].make_context("server", mlflow["command"][2:]).params
+    assert params["serve_artifacts"] and params["host"] == "0.0.0.0" and params["port"] == 5000
+    # The security middleware refuses Host headers not listed; the panel sends mlflow:5000.
+    assert "mlflow:5000" in params["allowed_hosts"].split(",")
+    backend = make_url(params["backend_store_uri"])
+    assert (backend.drivername, backend.host, backend.database) == (
+        "postgresql+psycopg2",
+        "postgres",
+        "mlflow",
+    )
+    assert backend.password == PASSWORD
+    assert mlflow["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+
+
+def test_panel_and_demo_settings_name_mlflow_and_postgres_by_service(services: dict) -> None:
+    for name in ("panel", "demo"):
+        env = services[name]["environment"]
+        settings = load_settings(env)
+        assert settings.tracking_uri == "http://mlflow:5000"
+        for url, database in ((settings.db_url, "panel"), (settings.inference_db_url, "inference")):
+            parsed = make_url(url)
+            assert (parsed.host, parsed.database, parsed.password) == (
+                "postgres",
+                database,
+                PASSWORD,
+            )
+
+
+def test_demo_command_parses_with_the_panel_cli(services: dict) -> None:
+    command = services["demo"]["command"]
+    assert command[:3] == ["python", "-m", "mlops_core"]
+    args = build_parser().parse_args(command[3:])
+    assert args.command == "demo" and args.sweep_runs == 50
+
+
+def test_init_script_creates_every_database_the_services_use(services: dict) -> None:
+    init = next(v for v in services["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v)
+    script = (ROOT / init.split(":")[0]).read_text()
+    created = set(re.findall(r"CREATE DATABASE (\w+);", script))
+    used = {
+        make_url(url).database
+        for url in (
+            services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"],
+            services["panel"]["environment"]["MLOPS_DB_URL"],
+            services["panel"]["environment"]["MLOPS_INFERENCE_DB_URL"],
+        )
+    }
+    assert used == created == {"mlflow", "panel", "inference"}
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_no_secret_is_committed(compose: dict) -> None:
+    # Every password in a connection URL, and every secret-named setting, is the variable.
+    urls = [make_url(s) for s in _strings(compose) if re.match(r"[\w+]+://", s)]
+    passwords = {url.password for url in urls if url.password is not None}
+    assert passwords == {PASSWORD}
+    secrets = re.findall(
+        r"^\s*\w*(?:PASSWORD|SECRET|TOKEN)\w*:\s*(.*)$", COMPOSE_FILE.read_text(), re.M
+    )
+    assert secrets and all(value.startswith("${") for value in secrets)
+    assert env_file(ENV_EXAMPLE)["POSTGRES_PASSWORD"] == ""
+    # Without a password compose refuses to start, naming the variable.
+    with pytest.raises(ValueError, match="POSTGRES_PASSWORD"):
+        load_compose(env_file(ENV_EXAMPLE))
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in ignored and ".streamlit/secrets.toml" in ignored
+    docker_ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {".env", "**/secrets.toml", ".mlops/", ".git/"} <= set(docker_ignored)
+
+
+def test_env_example_lists_every_variable_compose_uses() -> None:
+    used = compose_variables(COMPOSE_FILE.read_text())
+    assert used and used == set(env_file(ENV_EXAMPLE))
+
+
+def test_dockerfile_installs_requirements_and_serves_the_panel_on_all_interfaces() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11", dockerfile, re.M)
+    assert re.search(r"^RUN pip install -r requirements\.txt", dockerfile, re.M)
+    assert re.search(r"^USER (?!root)\w+", dockerfile, re.M)
+    command = re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1)
+    program, run, *args = json.loads(command)
+    assert (program, run) == ("streamlit", "run")
+    params = streamlit_cli.commands["run"].make_context("run", args).params
+    assert params["target"] == "app.py" and params["server_address"] == "0.0.0.0"
+    assert params["server_port"] == 8501
+
+
+def test_docs_name_the_commands_compose_needs() -> None:
+    guide = (ROOT / "README.md").read_text()
+    for command in ("cp .env.example .env", "docker compose up", "docker compose run --rm demo"):
+        assert command in guide

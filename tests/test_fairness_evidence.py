@@ -1,0 +1,325 @@
+"""Fairness evidence on real MLflow stores: the seeded demo, and small stores of our own
+wherever a test writes (so the shared demo store only ever gets what the demo itself logs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from sklearn.metrics import accuracy_score, precision_score
+
+from mlops_core.cli import main
+from mlops_core.config import Settings
+from mlops_core.errors import InvalidInput, MlopsError, NotFound
+from mlops_core.fairness import FairnessConfig, evaluate_fairness
+from mlops_core.fairness_evidence import (
+    PASSED_TAG,
+    REPORT_ARTIFACT,
+    compute_fairness,
+    fairness_for_version,
+    fairness_status,
+    has_stored_report,
+    log_fairness_evidence,
+    metric_key,
+    model_policy,
+    read_stored_report,
+    record_fairness_evidence,
+    review_fairness,
+    seed_fairness_evidence,
+    sensitive_options,
+)
+from mlops_core.policy import EXAMPLE_POLICY
+from mlops_core.registry import Registry
+from mlops_core.sources import as_loaded, load_run_artifact_frame
+from tests.conftest import settings_for
+
+CHURN = "churn-predictor"
+SMALL_MODEL = "small-model"
+
+
+@pytest.fixture(scope="module")
+def demo(demo_settings: Settings) -> Registry:
+    """The demo store with its fairness evidence (a no-op once run_demo seeds it)."""
+    seed_fairness_evidence(demo_settings)
+    return Registry(demo_settings.tracking_uri)
+
+
+def evaluation_frame(demo_settings: Settings, model: str, version: str) -> pd.DataFrame:
+    registry = Registry(demo_settings.tracking_uri)
+    run_id = registry.get_version(model, version).run_id
+    return load_run_artifact_frame(registry.client, run_id, "evaluation/evaluation.parquet").frame
+
+
+def store_with_version(data_dir: Path, evaluation: pd.DataFrame) -> Settings:
+    """A store of our own: the example policy and one registered version (v1 of
+    SMALL_MODEL) whose run holds `evaluation` as its evaluation set and nothing else."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(EXAMPLE_POLICY, data_dir / "policy.toml")
+    settings = settings_for(data_dir)
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    experiment = client.create_experiment(
+        "evaluations", artifact_location=f"{settings.artifact_root}/evaluations"
+    )
+    run_id = client.create_run(experiment).info.run_id
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "evaluation.parquet"
+        evaluation.to_parquet(path, index=False)
+        client.log_artifact(run_id, str(path), "evaluation")
+    client.set_terminated(run_id)
+    client.create_registered_model(SMALL_MODEL)
+    client.create_model_version(SMALL_MODEL, f"{settings.artifact_root}/model", run_id=run_id)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def small(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Churn v2's evaluation set (fails on gender) registered in a store of our own."""
+    frame = evaluation_frame(demo_settings, CHURN, "2")
+    return store_with_version(tmp_path_factory.mktemp("small-store"), frame)
+
+
+# --- the demo's evidence --------------------------------------------------------------------
+
+
+def test_demo_stores_evidence_for_every_version(demo: Registry, demo_settings: Settings) -> None:
+    for model in (CHURN, "credit-default"):
+        for version in demo.list_versions(model):
+            run = demo.get_run(version.run_id)
+            assert has_stored_report(demo, version.run_id)
+            assert run.tags[PASSED_TAG] == ("false" if version.version == "2" else "true")
+            assert "fairness.gender.demographic_parity_difference" in run.metrics
+    assert seed_fairness_evidence(demo_settings) == []
+
+
+def test_stored_evidence_is_what_recomputing_gives(demo: Registry, demo_settings: Settings) -> None:
+    stored = fairness_for_version(demo_settings, demo, CHURN, "2")
+    fresh = fairness_for_version(demo_settings, demo, CHURN, "2", recompute=True)
+    assert stored.source.startswith(f"stored evidence: {REPORT_ARTIFACT} of run ")
+    assert fresh.source.startswith("computed now from artifact evaluation/evaluation.parquet")
+    assert stored.report.to_dict() == fresh.report.to_dict()
+    assert stored.report.passed is False
+    assert stored.report.feature("gender").demographic_parity_difference > 0.1
+
+
+def test_status_names_the_worst_disparity(demo: Registry) -> None:
+    unfair = fairness_status(demo, CHURN, "2")
+    assert (unfair.passed, unfair.label, unfair.worst_feature) == (False, "fail", "gender")
+    assert unfair.worst.metric == "demographic_parity_difference"
+    assert unfair.summary.startswith("fail: gender demographic_parity_difference 0.1")
+    champion = fairness_status(demo, CHURN, "champion")
+    assert champion.passed is True and champion.has_evidence
+    assert champion.source.startswith(REPORT_ARTIFACT)
+
+
+def test_candidate_is_more_accurate_but_less_fair_than_the_champion(
+    demo: Registry, demo_settings: Settings
+) -> None:
+    review = review_fairness(demo_settings, demo, CHURN, "2")
+    comparison = review.comparison
+    assert comparison is not None and review.champion_version == "1"
+    assert comparison.accuracy_change == "better"
+    assert (comparison.candidate.report.passed, comparison.champion.report.passed) == (False, True)
+    row = next(r for r in comparison.rows if r.metric == "demographic_parity_difference")
+    assert row.delta == pytest.approx(row.candidate - row.champion)
+    assert row.less_fair and row.candidate_passed is False and row.champion_passed is True
+    assert (row.threshold, row.bound) == (0.08, "max")
+    assert "(better)" in comparison.headline and "fails (champion passes)" in comparison.headline
+
+
+def test_the_champion_is_not_compared_with_itself(demo: Registry, demo_settings: Settings) -> None:
+    review = review_fairness(demo_settings, demo, CHURN, "champion")
+    assert (review.version, review.champion_version, review.comparison) == ("1", "1", None)
+
+
+def test_other_sensitive_features_are_computed_and_say_why(
+    demo: Registry, demo_settings: Settings
+) -> None:
+    evidence = fairness_for_version(
+        demo_settings, demo, CHURN, "3", sensitive=["gender", "age_band"]
+    )
+    assert [f.name for f in evidence.report.features] == ["gender", "age_band", "gender&age_band"]
+    assert evidence.source.endswith("the stored evidence was computed with other settings")
+
+
+def test_stored_evidence_of_another_policy_is_not_used(
+    demo: Registry, demo_settings: Settings, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    text = EXAMPLE_POLICY.read_text().replace(
+        "demographic_parity_difference = 0.08", "demographic_parity_difference = 0.2"
+    )
+    policy.write_text(text)
+    relaxed = dataclasses.replace(demo_settings, policy_file=policy)
+    evidence = fairness_for_version(relaxed, demo, CHURN, "2")
+    assert "other settings" in evidence.source
+    assert evidence.report.passed is True
+
+
+def test_sensitive_options_are_the_categorical_columns(
+    demo: Registry, demo_settings: Settings
+) -> None:
+    frame = evaluation_frame(demo_settings, CHURN, "1")
+    options = sensitive_options(frame, model_policy(demo_settings, CHURN))
+    assert options[0] == "gender" and "age_band" in options
+    assert not {"label", "score", "prediction", "tenure_months"} & set(options)
+
+
+def test_a_missing_sensitive_column_is_named(demo: Registry, demo_settings: Settings) -> None:
+    with pytest.raises(InvalidInput, match="'ethnicity' is not in the data"):
+        fairness_for_version(demo_settings, demo, CHURN, "1", sensitive=["ethnicity"])
+
+
+def test_an_unknown_version_is_not_found(demo: Registry, demo_settings: Settings) -> None:
+    with pytest.raises(NotFound, match="no version 'challenger'"):
+        fairness_for_version(demo_settings, demo, CHURN, "challenger")
+
+
+# --- writing evidence (own stores) ----------------------------------------------------------
+
+
+def test_recording_logs_report_metrics_and_tag(small: Settings) -> None:
+    registry = Registry(small.tracking_uri)
+    assert fairness_status(registry, SMALL_MODEL, "1").label == "no evidence"
+    record_fairness_evidence(small, registry, SMALL_MODEL, "1")
+    run_id = registry.get_version(SMALL_MODEL, "1").run_id
+    run = registry.get_run(run_id)
+    assert run.tags[PASSED_TAG] == "false"
+    assert run.metrics["fairness.gender.demographic_parity_difference"] > 0.1
+    assert fairness_status(registry, SMALL_MODEL, "1").label == "fail"
+
+    # Logging again replaces the report and adds a point to each metric.
+    report = evaluate_fairness(
+        load_run_artifact_frame(registry.client, run_id, "evaluation/evaluation.parquet").frame,
+        FairnessConfig(label="label", prediction="prediction", sensitive=["gender", "age_band"]),
+    )
+    log_fairness_evidence(registry, run_id, report)
+    assert read_stored_report(registry, run_id).to_dict() == report.to_dict()
+    history = registry.metric_history(run_id, "fairness.gender.demographic_parity_difference")
+    assert len(history) == 2
+    assert (
+        "fairness.gender_x_age_band.equalized_odds_difference" in registry.get_run(run_id).metrics
+    )
+    assert registry.get_run(run_id).tags[PASSED_TAG] == "none"
+
+
+def test_the_cli_log_flag_records_evidence(
+    small: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(small.data_dir))
+    assert main(["fairness", "--model", SMALL_MODEL, "--version", "1", "--log"]) == 1
+    assert "stored on the version's run" in capsys.readouterr().out
+    evidence = fairness_for_version(small, Registry(small.tracking_uri), SMALL_MODEL, "1")
+    assert evidence.source.startswith("stored evidence") and evidence.report.passed is False
+
+
+def test_a_failed_upload_logs_nothing(small: Settings, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the artifact folder should be")
+    client = MlflowClient(tracking_uri=small.tracking_uri)
+    experiment = client.create_experiment(
+        "unwritable", artifact_location=(blocker / "artifacts").as_uri()
+    )
+    run_id = client.create_run(experiment).info.run_id
+    registry = Registry(small.tracking_uri)
+    report = fairness_for_version(small, registry, SMALL_MODEL, "1").report
+    with pytest.raises(MlopsError, match=f"run {run_id}"):
+        log_fairness_evidence(registry, run_id, report)
+    run = client.get_run(run_id)
+    assert not run.data.metrics and PASSED_TAG not in run.data.tags
+
+
+def test_an_unreadable_stored_report_says_so(small: Settings) -> None:
+    registry = Registry(small.tracking_uri)
+    run_id = registry.get_version(SMALL_MODEL, "1").run_id
+    registry.client.log_text(run_id, json.dumps({"features": {}}), REPORT_ARTIFACT)
+    try:
+        with pytest.raises(InvalidInput, match="cannot be read.*recompute"):
+            fairness_for_version(small, registry, SMALL_MODEL, "1")
+        assert fairness_for_version(small, registry, SMALL_MODEL, "1", recompute=True).report
+    finally:
+        record_fairness_evidence(small, registry, SMALL_MODEL, "1")
+
+
+def test_an_evaluation_file_outside_mlflow(small: Settings, tmp_path: Path) -> None:
+    registry = Registry(small.tracking_uri)
+    run_id = registry.get_version(SMALL_MODEL, "1").run_id
+    frame = load_run_artifact_frame(registry.client, run_id, "evaluation/evaluation.parquet").frame
+    frame.to_csv(tmp_path / "evaluation.csv", index=False)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        EXAMPLE_POLICY.read_text().replace(
+            'evaluation = "artifact:evaluation/evaluation.parquet"',
+            f'evaluation = "{tmp_path / "evaluation.csv"}"',
+        )
+    )
+    settings = dataclasses.replace(small, policy_file=policy)
+    evidence = fairness_for_version(settings, registry, SMALL_MODEL, "1", recompute=True)
+    assert evidence.source.startswith("computed now from file evaluation.csv")
+    (tmp_path / "evaluation.csv").unlink()
+    with pytest.raises(NotFound, match="evaluation.csv does not exist"):
+        fairness_for_version(settings, registry, SMALL_MODEL, "1", recompute=True)
+
+
+# --- pure functions -------------------------------------------------------------------------
+
+
+def test_metric_keys_follow_mlflow_naming_rules() -> None:
+    assert metric_key("gender", "demographic_parity_ratio") == (
+        "fairness.gender.demographic_parity_ratio"
+    )
+    assert metric_key("gender&age band", "x") == "fairness.gender_x_age band.x"
+    assert metric_key("país/región?", "x") == "fairness.pa_s_regi_n_.x"
+
+
+def test_overall_rates_are_those_of_the_whole_set() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "label": rng.integers(0, 2, 500),
+            "prediction": rng.integers(0, 2, 500),
+            "group": rng.choice(["a", "b", None], 500),
+        }
+    )
+    report = evaluate_fairness(
+        frame, FairnessConfig(label="label", prediction="prediction", sensitive=["group"])
+    )
+    overall = report.overall
+    assert overall.count == 500
+    assert overall.accuracy == pytest.approx(accuracy_score(frame.label, frame.prediction))
+    assert overall.precision == pytest.approx(precision_score(frame.label, frame.prediction))
+    assert overall.selection_rate == pytest.approx(frame.prediction.mean())
+    assert overall.tpr == pytest.approx(frame.prediction[frame.label == 1].mean())
+    assert overall.fpr == pytest.approx(frame.prediction[frame.label == 0].mean())
+
+
+def test_predictions_stand_in_for_a_missing_score(demo_settings: Settings) -> None:
+    frame = evaluation_frame(demo_settings, CHURN, "2").drop(columns="score")
+    evidence = compute_fairness(as_loaded(frame, "an upload"), model_policy(demo_settings, CHURN))
+    assert (evidence.report.config.score, evidence.report.config.prediction) == (None, "prediction")
+    assert evidence.source == "computed now from an upload (all 3,000 rows)"
+
+
+def test_a_champion_without_evaluation_set_leaves_the_candidate_reviewable(
+    small: Settings,
+) -> None:
+    client = MlflowClient(tracking_uri=small.tracking_uri)
+    candidate_run = Registry(small.tracking_uri).get_version(SMALL_MODEL, "1").run_id
+    empty_run = client.create_run(client.get_run(candidate_run).info.experiment_id).info.run_id
+    champion = client.create_model_version(
+        SMALL_MODEL, f"{small.artifact_root}/model", run_id=empty_run
+    )
+    client.set_registered_model_alias(SMALL_MODEL, "champion", champion.version)
+    try:
+        review = review_fairness(small, Registry(small.tracking_uri), SMALL_MODEL, "1")
+    finally:
+        client.delete_registered_model_alias(SMALL_MODEL, "champion")
+    assert review.comparison is None and review.evidence.report.passed is False
+    assert review.champion_problem.startswith(f"Champion v{champion.version}: Run {empty_run}")
+    assert "has no artifact 'evaluation/evaluation.parquet'" in review.champion_problem

@@ -1,0 +1,140 @@
+"""The experiments and models pages with AppTest on the seeded demo store."""
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from mlops_core.config import Settings
+from mlops_core.demo import training_experiment
+from mlops_core.registry import Registry
+from tests.apptest import VIEWER, assert_no_exception
+
+PAGES = Path(__file__).resolve().parents[1] / "pages"
+CHURN = training_experiment("churn-predictor")
+CREDIT = training_experiment("credit-default")
+
+
+def open_page(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], page: str, **query: str | list[str]
+) -> AppTest:
+    """A new visitor opening the page's URL with this query string."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(PAGES / page), default_timeout=120)
+    at.session_state["actor"] = VIEWER
+    at.query_params.update(query)
+    return at.run()
+
+
+def runs_table(at: AppTest) -> AppTest:
+    return next(d for d in at.dataframe if (d.key or "").startswith("runs_"))
+
+
+def tick(at: AppTest, rows: list[int]) -> AppTest:
+    key = runs_table(at).key
+    at.session_state[key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    return at.run()
+
+
+def test_ticking_runs_compares_them_and_puts_them_in_the_url(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
+) -> None:
+    at = open_page(monkeypatch, demo_env, "experiments.py", exp=CHURN)
+    assert_no_exception(at)
+    runs = runs_table(at).value
+    assert len(runs) == 9 and "metrics.roc_auc" in runs.columns
+    assert "Tick 2 to 10 runs" in at.info[0].value
+
+    at = tick(at, [0, 2])
+    assert_no_exception(at)
+    chosen = runs["run_id"].iloc[[0, 2]].tolist()
+    assert at.query_params["runs"] == ",".join(chosen)
+    metrics = at.dataframe[1].value
+    assert list(metrics.columns[:2]) == ["metric", "better"] and len(metrics.columns) == 4
+    csv = at.get("download_button")[0]
+    assert csv.proto.label == "Download the comparison (CSV)"
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_a_shared_link_opens_the_same_comparison(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str], demo_settings: Settings
+) -> None:
+    registry = Registry(demo_settings.tracking_uri)
+    experiment = registry.experiment_by_name(CHURN).experiment_id
+    boosted = registry.search_runs([experiment], "params.model = 'gradient_boosting'").runs
+    chosen = boosted["run_id"].tolist()
+    at = open_page(
+        monkeypatch, demo_env, "experiments.py", exp=CHURN, runs=",".join(chosen), diff="true"
+    )
+    assert_no_exception(at)
+    assert at.toggle(key="diff").value is True
+    params = at.dataframe[2].value
+    # Only differences: both runs are gradient boosting, so `model` is left out.
+    assert "model" not in set(params["param"]) and "learning_rate" in set(params["param"])
+    shown = runs_table(at).value["run_id"].tolist()
+    table_state = at.session_state[runs_table(at).key]
+    assert sorted(shown[row] for row in table_state["selection"]["rows"]) == sorted(chosen)
+
+
+def test_a_malformed_filter_shows_mlflows_reason(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
+) -> None:
+    at = open_page(monkeypatch, demo_env, "experiments.py", exp=CHURN, filter="metrics.x >> 1")
+    assert_no_exception(at)
+    assert "This filter is not valid: Invalid comparator '>>'" in at.error[0].value
+
+
+def test_server_side_sort_pages_and_the_limit_of_ten(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
+) -> None:
+    query = {"exp": [CHURN, CREDIT], "size": "10", "sort": "metrics.roc_auc"}
+    at = open_page(monkeypatch, demo_env, "experiments.py", **query)
+    first = runs_table(at).value
+    assert len(first) == 10
+    assert first["metrics.roc_auc"].is_monotonic_decreasing
+
+    at.button(key="next_page").click().run()
+    assert_no_exception(at)
+    second = runs_table(at).value
+    assert len(second) == 8 and set(first.run_id).isdisjoint(second.run_id)
+    assert second["metrics.roc_auc"].max() <= first["metrics.roc_auc"].min()
+
+    at = tick(at, list(range(8)))
+    at.button(key="previous_page").click().run()
+    at = tick(at, list(range(10)))
+    assert_no_exception(at)
+    assert "At most 10 runs can be compared; 8 more were not added." in at.warning[0].value
+    assert len(at.query_params["runs"].split(",")) == 10
+
+
+def test_models_page_lists_models_and_judges_a_candidate(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
+) -> None:
+    at = open_page(monkeypatch, demo_env, "models.py")
+    assert_no_exception(at)
+    models = at.dataframe[0].value
+    assert models["model"].tolist() == ["churn-predictor", "credit-default"]
+    assert models["champion"].tolist() == ["v1", "v1"]
+    assert at.text[0].value.startswith("Predicts which telecom customers")
+    # The newest version that is not the champion is the default candidate.
+    assert at.selectbox(key="candidate").value == "3"
+    assert at.success[0].value == "Every metric the policy gates passes."
+    deltas = next(d.value for d in at.dataframe if "passes" in d.value.columns)
+    assert deltas.set_index("metric").loc["roc_auc", "passes"]
+
+
+def test_models_page_opens_a_shared_version_comparison(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
+) -> None:
+    query = {"model": "credit-default", "candidate": "v2", "versions": ["v1", "v3"]}
+    at = open_page(monkeypatch, demo_env, "models.py", **query)
+    assert_no_exception(at)
+    assert at.selectbox(key="model").value == "credit-default"
+    assert at.selectbox(key="candidate").value == "2"
+    assert at.multiselect(key="versions").value == ["1", "3"]
+    metrics = next(d.value for d in at.dataframe if "better" in d.value.columns)
+    assert list(metrics.columns) == ["metric", "better", "v1", "v3"]

@@ -1,0 +1,165 @@
+"""The approvals page's actions: buttons, a confirmation dialog each, and the outcome.
+
+Buttons appear only for actions `promotion.allowed_actions` says the user may take; the
+core checks everything again when the action runs. The open dialog is remembered in the
+session, so it survives reruns until it is confirmed or dismissed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import streamlit as st
+
+from mlops_core import promotion
+from mlops_core.config import Settings
+from mlops_core.errors import MlopsError
+from mlops_core.identity import Actor
+from mlops_core.promotion import RequestView, RollbackPlan
+from mlops_core.registry import Registry
+from ui.identity import _plain as plain
+
+PENDING_KEY = "approvals_pending_action"
+FLASH_KEY = "approvals_flash"
+LABELS = {
+    "approve": "Approve",
+    "reject": "Reject",
+    "override": "Approve with override",
+    "cancel": "Cancel request",
+    "retry_apply": "Retry apply",
+}
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    action: str
+    request_id: int | None = None
+    model: str | None = None
+
+
+def flash(kind: str, message: str) -> None:
+    st.session_state[FLASH_KEY] = (kind, message)
+
+
+def show_flash() -> None:
+    """The outcome of the last action, shown once after the rerun it triggered."""
+    kind, message = st.session_state.pop(FLASH_KEY, (None, None))
+    if kind:
+        getattr(st, kind)(plain(message))
+
+
+def _close() -> None:
+    st.session_state.pop(PENDING_KEY, None)
+
+
+OUTCOME_KINDS = {
+    promotion.PENDING: "info",
+    promotion.APPROVED: "error",  # still approved after acting: the apply failed
+    promotion.STALE: "warning",
+}
+
+
+def outcome(view: RequestView) -> tuple[str, str]:
+    """How to tell the user what became of the request: a message kind and its text."""
+    return OUTCOME_KINDS.get(view.status, "success"), promotion.describe(view)
+
+
+def _run(call: Callable[[], RequestView]) -> None:
+    """Run the core action; its refusal is shown in the dialog, its outcome after rerun."""
+    try:
+        view = call()
+    except MlopsError as exc:
+        st.error(plain(str(exc)))
+        return
+    _close()
+    flash(*outcome(view))
+    st.rerun()
+
+
+def action_buttons(actor: Actor, view: RequestView) -> None:
+    allowed = promotion.allowed_actions(actor, view)
+    if not allowed:
+        return
+    with st.container(horizontal=True):
+        for action in allowed:
+            if st.button(
+                LABELS[action],
+                key=f"{action}_{view.id}",
+                type="primary" if action == "approve" else "secondary",
+            ):
+                st.session_state[PENDING_KEY] = PendingAction(action, request_id=view.id)
+
+
+def rollback_button(plan: RollbackPlan) -> None:
+    if st.button(f"Roll back {plan.model} to v{plan.target_version}", key=f"rollback_{plan.model}"):
+        st.session_state[PENDING_KEY] = PendingAction("rollback", model=plan.model)
+
+
+@st.dialog("Confirm", on_dismiss=_close, width="large")
+def _confirm(settings: Settings, registry: Registry, actor: Actor, pending: PendingAction) -> None:
+    if pending.action == "rollback":
+        _confirm_rollback(settings, registry, actor, pending)
+        return
+    view = promotion.get_request(settings, pending.request_id)
+    target = plain(f"#{view.id}: {view.model_name} v{view.version}")
+    st.markdown(f"**{LABELS[pending.action]}** request {target}")
+    if pending.action in ("approve", "override", "reject"):
+        st.caption("The gates are evaluated again when you confirm.")
+        comment = st.text_area("Comment (required)", key="action_comment")
+        justification = None
+        if pending.action == "override":
+            st.warning(
+                "An override approves despite failing or unevaluated gates; the audit "
+                "log marks it as an override."
+            )
+            justification = st.text_area("Justification (required)", key="action_justification")
+    else:
+        comment = (
+            st.text_area("Reason (optional)", key="action_comment")
+            if pending.action == "cancel"
+            else ""
+        )
+    confirm, back = st.columns(2)
+    if back.button("Back", key="action_back"):
+        _close()
+        st.rerun()
+    if not confirm.button(
+        f"Confirm: {LABELS[pending.action]}", key="action_confirm", type="primary"
+    ):
+        return
+    rid = view.id
+    calls: dict[str, Callable[[], RequestView]] = {
+        "approve": lambda: promotion.approve(settings, registry, actor, rid, comment),
+        "override": lambda: promotion.approve(
+            settings, registry, actor, rid, comment, override=True, justification=justification
+        ),
+        "reject": lambda: promotion.reject(settings, registry, actor, rid, comment),
+        "cancel": lambda: promotion.cancel(settings, actor, rid, comment),
+        "retry_apply": lambda: promotion.retry_apply(settings, registry, actor, rid),
+    }
+    with st.spinner("Working…"):
+        _run(calls[pending.action])
+
+
+def _confirm_rollback(
+    settings: Settings, registry: Registry, actor: Actor, pending: PendingAction
+) -> None:
+    plan = promotion.plan_rollback(settings, registry, pending.model or "")
+    move = f"{plan.model}: move {plan.alias} from v{plan.current_version} back to "
+    st.markdown(f"**Roll back** {plain(move + f'v{plan.target_version}.')}")
+    reason = st.text_area("Reason (required)", key="rollback_reason")
+    confirm, back = st.columns(2)
+    if back.button("Back", key="rollback_back"):
+        _close()
+        st.rerun()
+    if confirm.button("Confirm rollback", key="rollback_confirm", type="primary"):
+        with st.spinner("Moving the alias…"):
+            _run(lambda: promotion.rollback(settings, registry, actor, plan.model, reason))
+
+
+def open_dialog(settings: Settings, registry: Registry, actor: Actor) -> None:
+    """Show the confirmation dialog of the action the user started, if any."""
+    pending = st.session_state.get(PENDING_KEY)
+    if pending is not None:
+        _confirm(settings, registry, actor, pending)
