@@ -9,7 +9,7 @@ import streamlit as st
 
 from ui.app_state import ensure_schema, or_stop, refresh_control, settings
 from ui.identity import current_actor, no_roles_page, sidebar_identity, sign_in_page
-from ui.navigation import build_navigation
+from ui.navigation import build_navigation, sign_in_navigation
 
 st.set_page_config(page_title="MLOps control panel", page_icon="🛡️", layout="wide")
 
@@ -19,7 +19,7 @@ actor = or_stop(current_actor, current)
 
 if actor is None:
     # st.navigation must run on every path, or Streamlit would list pages/ on its own.
-    st.navigation([st.Page(partial(sign_in_page, current), title="Sign in")]).run()
+    st.navigation(sign_in_navigation(partial(sign_in_page, current))).run()
     st.stop()
 
 pages = build_navigation(actor)

@@ -186,9 +186,12 @@ if not experiments:
 experiment_ids = {e.name: e.experiment_id for e in experiments}
 selection = parse_id_list(st.query_params.get(SELECTION))
 
+# Opening the page shows runs at once: MLflow's empty "Default" experiment is passed over.
+first = next((name for name in experiment_ids if name != "Default"), None)
 chosen = st.multiselect(
     "Experiments",
     list(experiment_ids),
+    default=[first] if first else None,
     key="exp",
     bind="query-params",
     placeholder="Choose one or more experiments",

@@ -71,8 +71,15 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-def sign_in(page: Page, base_url: str, username: str, password: str) -> None:
-    page.goto(base_url)
+def open_page(page: Page, title: str) -> None:
+    """Follow the sidebar link: a reload would start a new session, which signs out."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    wait_for_app(page)
+
+
+def sign_in(page: Page, url: str, username: str, password: str) -> None:
+    """Open `url` (any page of the app) and sign in on the form it shows."""
+    page.goto(url)
     wait_for_app(page)
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)

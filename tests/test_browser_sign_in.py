@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.browser import chromium, screenshot, sign_in, wait_for_app
+from tests.browser import chromium, screenshot, sign_in
 from tests.servers import streamlit_app
 
 pytestmark = pytest.mark.browser
@@ -36,11 +36,10 @@ def test_wrong_password_stays_on_the_sign_in_form(app_url: str) -> None:
         screenshot(page, "sign-in-refused")
 
 
-def test_viewer_opening_the_approvals_url_is_not_allowed(app_url: str) -> None:
+def test_viewer_following_a_link_to_approvals_lands_on_not_allowed(app_url: str) -> None:
     with chromium() as browser:
         page = browser.new_page()
-        sign_in(page, app_url, "viewer", "viewer-demo")
-        page.goto(f"{app_url}/approvals")
-        wait_for_app(page)
+        sign_in(page, f"{app_url}/approvals", "viewer", "viewer-demo")
         body = page.get_by_test_id("stMain").inner_text()
-        assert "Not allowed" in body or "approvals" not in page.url
+        assert "Not allowed" in body and "needs the" in body
+        screenshot(page, "not-allowed")

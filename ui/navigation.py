@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -50,3 +51,12 @@ def build_navigation(actor: Actor) -> list[st.Page]:
             refusal = partial(not_allowed_page, actor, spec.key)
             pages.append(st.Page(refusal, title=spec.title, url_path=spec.key, visibility="hidden"))
     return pages
+
+
+def sign_in_navigation(sign_in: Callable[[], None]) -> list[st.Page]:
+    """The sign-in form under every page's URL, so a shared link survives signing in."""
+    return [st.Page(sign_in, title="Sign in", default=True)] + [
+        st.Page(sign_in, title=spec.title, url_path=spec.key, visibility="hidden")
+        for spec in PAGES
+        if spec.key != "overview"
+    ]

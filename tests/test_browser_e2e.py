@@ -1,0 +1,139 @@
+"""End-to-end scenarios in a real Chromium against `streamlit run app.py`.
+
+The module seeds its own demo store because the promotion scenario moves the champion.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from mlops_core.config import Settings
+from mlops_core.demo import run_demo, training_experiment
+from mlops_core.registry import Registry
+from tests.browser import chromium, open_page, screenshot, sign_in, wait_for_app
+from tests.conftest import settings_for
+from tests.servers import streamlit_app
+from ui.navigation import PAGES
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("e2e-store")
+    run_demo(settings_for(data_dir), sweep_runs=4)
+    return settings_for(data_dir)
+
+
+@pytest.fixture(scope="module")
+def app_url(store: Settings) -> Iterator[str]:
+    with streamlit_app({"MLOPS_DATA_DIR": str(store.data_dir)}) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as opened:
+        yield opened
+
+
+def _page(browser: Browser) -> Page:
+    return browser.new_page(viewport={"width": 1500, "height": 1000})
+
+
+def _no_exception(page: Page) -> None:
+    assert page.get_by_test_id("stException").count() == 0, page.inner_text("body")[:2000]
+
+
+def test_every_page_in_the_navigation_opens_with_data(browser: Browser, app_url: str) -> None:
+    page = _page(browser)
+    sign_in(page, app_url, "admin", "admin-demo")
+    for spec in PAGES:
+        open_page(page, spec.title)
+        _no_exception(page)
+        main = page.get_by_test_id("stMain")
+        assert main.get_by_role("heading").first.is_visible()
+        # Every page shows the demo's models or runs; the approvals queue starts empty.
+        shown = main.inner_text()
+        expected = ("churn-predictor", "credit-default", "No open promotion", "No audit events")
+        assert (
+            any(word in shown for word in expected) or main.get_by_test_id("stDataFrame").count()
+        ), spec.key
+        screenshot(page, f"page-{spec.key}")
+
+
+def test_compare_two_runs_from_a_shared_link(
+    browser: Browser, app_url: str, store: Settings
+) -> None:
+    registry = Registry(store.tracking_uri)
+    experiment = registry.experiment_by_name(training_experiment("churn-predictor"))
+    runs = registry.search_runs([experiment.experiment_id], page_size=2).runs.run_id.tolist()
+    page = _page(browser)
+    shared_link = (
+        f"{app_url}/experiments?experiments={experiment.experiment_id}&runs={','.join(runs)}"
+    )
+    sign_in(page, shared_link, "viewer", "viewer-demo")
+    _no_exception(page)
+    main = page.get_by_test_id("stMain")
+    assert "the best value of each metric is highlighted" in main.inner_text()
+    plot = main.get_by_test_id("stPlotlyChart").first
+    plot.wait_for()
+    assert plot.locator(".parcoords").count() or "Parallel coordinates" in main.inner_text()
+    screenshot(page, "compare-two-runs")
+
+
+def _open_request_detail(page: Page) -> None:
+    open_page(page, "Approvals")
+    page.get_by_role("tab", name="Queue").click()
+    wait_for_app(page)
+
+
+def test_whole_promotion_with_four_eyes(browser: Browser, app_url: str, store: Settings) -> None:
+    registry = Registry(store.tracking_uri)
+    assert registry.version_by_alias("churn-predictor").version == "1"
+
+    requester = _page(browser)
+    sign_in(requester, app_url, "requester", "requester-demo")
+    open_page(requester, "Approvals")
+    requester.get_by_role("tab", name="Request a promotion").click()
+    wait_for_app(requester)
+    panel = requester.get_by_role("tabpanel", name="Request a promotion")
+    panel.get_by_test_id("stSelectbox").nth(1).click()
+    requester.get_by_role("option", name="v3").click()
+    panel.get_by_role("textbox").fill("Better ROC AUC than the champion and fair by gender.")
+    panel.get_by_role("button", name="Request promotion").click()
+    wait_for_app(requester)
+    _no_exception(requester)
+    assert "Request #" in requester.get_by_test_id("stMain").inner_text()
+    screenshot(requester, "promotion-1-requested")
+
+    # Four eyes: the requester sees no approve button on their own request.
+    _open_request_detail(requester)
+    assert requester.get_by_role("button", name="Approve", exact=True).count() == 0
+    requester.get_by_role("button", name="Sign out").click()
+    requester.close()
+
+    approver = _page(browser)
+    sign_in(approver, app_url, "approver", "approver-demo")
+    _open_request_detail(approver)
+    main = approver.get_by_test_id("stMain")
+    text = main.inner_text()
+    assert "churn-predictor" in text and "v3" in text
+    assert "gate" in text.lower()
+    screenshot(approver, "promotion-2-evidence")
+    main.get_by_role("button", name="Approve", exact=True).click()
+    dialog = approver.get_by_role("dialog")
+    dialog.get_by_role("textbox").first.fill(
+        "Evidence reviewed: metrics up, fairness within limits."
+    )
+    dialog.get_by_role("button", name="Confirm: Approve").click()
+    wait_for_app(approver)
+    _no_exception(approver)
+    screenshot(approver, "promotion-3-approved")
+    assert registry.version_by_alias("churn-predictor").version == "3"
+
+    open_page(approver, "Audit log")
+    audit_text = approver.get_by_test_id("stMain").inner_text().lower()
+    assert "valid" in audit_text or "intact" in audit_text
+    screenshot(approver, "promotion-4-audit")
