@@ -46,6 +46,7 @@ from mlops_core.config import Settings
 from mlops_core.db import get_engine
 from mlops_core.demo_data import SENSITIVE, SPECS, ModelSpec
 from mlops_core.fairness_evidence import seed_fairness_evidence
+from mlops_core.monitoring import seed_drift_history
 from mlops_core.policy import EXAMPLE_POLICY
 from mlops_core.registry import DEFAULT_ALIAS, Registry
 
@@ -395,6 +396,7 @@ def run_demo(settings: Settings, sweep_runs: int = 50, now: datetime | None = No
     if install_example_policy(settings):
         report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
     report.extra += seed_fairness_evidence(settings)
+    report.extra += seed_drift_history(settings)
     report.extra += [f"demo account {name}" for name in create_demo_accounts(settings.users_file)]
     return report
 

@@ -106,7 +106,7 @@ def credit_population(n: int, rng: np.random.Generator, drift: float = 0.0) -> p
     debt_ratio = np.clip(rng.beta(2, 5, n), 0, 1).round(3)
     credit_lines = rng.poisson(4, n)
     late = rng.poisson(0.6 + 1.2 * drift, n)
-    loan = np.round(rng.lognormal(9.5 + 0.35 * drift, 0.6), 0)
+    loan = np.round(rng.lognormal(9.5 + 0.35 * drift, 0.6, n), 0)
     history = np.clip(rng.normal(6 + 1.5 * age_index, 3), 0, 50).round(1)
     employment = rng.choice(
         ["salaried", "self-employed", "contract", "unemployed"], size=n, p=[0.6, 0.2, 0.15, 0.05]
@@ -123,7 +123,7 @@ def credit_population(n: int, rng: np.random.Generator, drift: float = 0.0) -> p
         - 0.04 * history
         + 0.9 * (employment == "unemployed")
         + 1.5 * ((late >= 2) & (debt_ratio > 0.35))
-        + 1.5 * (people["gender"].to_numpy() == "M")
+        + 2.0 * (people["gender"].to_numpy() == "M")
     )
     frame = pd.DataFrame(
         {

@@ -41,9 +41,10 @@ from mlops_core.fairness import (
     FairnessReport,
     evaluate_fairness,
 )
+from mlops_core.model_data import load_data_location
 from mlops_core.policy import Direction, FairnessPolicy, ModelPolicy, load_policy
 from mlops_core.registry import Registry, VersionInfo, _friendly
-from mlops_core.sources import LoadedData, load_file, load_run_artifact_frame
+from mlops_core.sources import LoadedData
 
 REPORT_DIR = "fairness"
 REPORT_FILE = "report.json"
@@ -115,18 +116,6 @@ def resolve_version(registry: Registry, model: str, version: str) -> VersionInfo
     if found is None:
         raise NotFound(f"Model {model!r} has no version {version!r} and no alias of that name.")
     return found
-
-
-def load_data_location(registry: Registry, run_id: str | None, location: str) -> LoadedData:
-    """``artifact:<path>`` is an artifact of the run; anything else is a CSV/Parquet file."""
-    if location.startswith(ARTIFACT_PREFIX):
-        if run_id is None:
-            raise InvalidInput(
-                f"The data location {location!r} is an artifact of the version's run, "
-                "but the version has no run."
-            )
-        return load_run_artifact_frame(registry.client, run_id, location[len(ARTIFACT_PREFIX) :])
-    return load_file(Path(location).expanduser())
 
 
 def load_evaluation_set(

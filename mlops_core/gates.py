@@ -33,7 +33,8 @@ from mlops_core.config import Settings
 from mlops_core.db import utcnow
 from mlops_core.drift import DriftOptions, compute_drift
 from mlops_core.errors import ConfigError, InvalidInput, MlopsError, NotFound
-from mlops_core.fairness_evidence import fairness_for_version, load_data_location
+from mlops_core.fairness_evidence import fairness_for_version
+from mlops_core.model_data import load_data_location
 from mlops_core.policy import ModelPolicy, Policy, load_policy
 from mlops_core.registry import Registry, RunDetail, VersionInfo
 from mlops_core.schema_check import check_schema, signature_inputs_for_version

@@ -5,9 +5,15 @@ import streamlit as st
 
 from mlops_core.access import page_refusal
 from mlops_core.fairness_evidence import FairnessStatus, fairness_status
+from mlops_core.monitoring import DriftStatus, latest_drift_status
 from mlops_core.promotion import open_requests, reconcile
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
 from ui.identity import current_actor
+
+
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner=False)
+def cached_drift(tracking_uri: str, model: str) -> DriftStatus | None:
+    return latest_drift_status(registry(tracking_uri), model)
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner=False)
@@ -18,8 +24,8 @@ def cached_fairness(tracking_uri: str, model: str, version: str) -> FairnessStat
 st.title("Overview")
 st.caption(
     "Every registered model with the version behind its champion alias, its fairness "
-    "evidence, and the promotion requests waiting for a decision. Metrics come from the "
-    "champion's training run in MLflow."
+    "evidence, the latest logged drift check of its production data, and the promotion "
+    "requests waiting for a decision. Metrics come from the champion's training run in MLflow."
 )
 
 current = settings()
@@ -41,6 +47,11 @@ def _fairness(model: str, version: str | None) -> str:
     return or_stop(cached_fairness, current.tracking_uri, model, version).label
 
 
+def _drift(model: str) -> str:
+    status = or_stop(cached_drift, current.tracking_uri, model)
+    return status.label if status else "no check logged"
+
+
 rows = pd.DataFrame(
     [
         {
@@ -48,6 +59,7 @@ rows = pd.DataFrame(
             "champion": f"v{e.champion_version}" if e.champion_version else "none",
             e.key_metric: e.key_metric_value,
             "champion fairness": _fairness(e.name, e.champion_version),
+            "latest drift": _drift(e.name),
             "versions": e.n_versions,
             "champion changed": e.champion_changed_at,
             "description": e.description,

@@ -77,11 +77,16 @@ def open_page(page: Page, title: str) -> None:
     wait_for_app(page)
 
 
-def sign_in(page: Page, url: str, username: str, password: str) -> None:
+def sign_in(page: Page, url: str, username: str, password: str, succeeds: bool = True) -> None:
     """Open `url` (any page of the app) and sign in on the form it shows."""
     page.goto(url)
     wait_for_app(page)
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+    if succeeds:
+        # The rerun after a successful sign-in replaces the form; wait until it has.
+        page.get_by_test_id("stForm").wait_for(state="detached", timeout=60_000)
+    else:
+        page.get_by_test_id("stAlert").first.wait_for(timeout=60_000)
     wait_for_app(page)

@@ -137,3 +137,26 @@ def test_whole_promotion_with_four_eyes(browser: Browser, app_url: str, store: S
     audit_text = approver.get_by_test_id("stMain").inner_text().lower()
     assert "valid" in audit_text or "intact" in audit_text
     screenshot(approver, "promotion-4-audit")
+
+
+def test_drift_page_shows_a_drifted_week_and_the_evidently_report(
+    browser: Browser, app_url: str
+) -> None:
+    page = _page(browser)
+    sign_in(page, app_url, "viewer", "viewer-demo")
+    open_page(page, "Drift")
+    main = page.get_by_test_id("stMain")
+    # The newest calendar week of the demo lies in the drifted weeks 5-8.
+    main.get_by_test_id("stSelectbox").filter(has_text="Window").click()
+    page.get_by_role("option").nth(1).click()
+    wait_for_app(page)
+    _no_exception(page)
+    text = main.inner_text()
+    assert "monthly_charges" in text and "support_calls" in text and "contract_type" in text
+    main.get_by_role("button", name="Build the full Evidently report").click()
+    wait_for_app(page)
+    report = main.locator("iframe").last
+    report.wait_for(timeout=60_000)
+    assert report.get_attribute("srcdoc") or report.get_attribute("src")
+    _no_exception(page)
+    screenshot(page, "drift-drifted-week")

@@ -31,7 +31,7 @@ def test_viewer_signs_in_and_sees_only_viewer_pages(app_url: str) -> None:
 def test_wrong_password_stays_on_the_sign_in_form(app_url: str) -> None:
     with chromium() as browser:
         page = browser.new_page()
-        sign_in(page, app_url, "approver", "not-the-password")
+        sign_in(page, app_url, "approver", "not-the-password", succeeds=False)
         assert page.get_by_text("Wrong username or password").is_visible()
         screenshot(page, "sign-in-refused")
 

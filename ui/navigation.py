@@ -29,6 +29,8 @@ PAGES = [
     PageSpec("overview", "Overview", "🏠"),
     PageSpec("experiments", "Experiments", "🧪"),
     PageSpec("models", "Models", "📦"),
+    PageSpec("data_profiles", "Data profiles", "🔎"),
+    PageSpec("drift", "Drift", "🌊"),
     PageSpec("fairness", "Fairness", "⚖️"),
     PageSpec("approvals", "Approvals", "✅"),
     PageSpec("audit", "Audit log", "📜"),

@@ -1,5 +1,15 @@
 """One module per CLI command group; each exposes `register(subparsers)`."""
 
-from mlops_core.commands import audit, compare, demo, fairness, gate, models, users, workflow
+from mlops_core.commands import (
+    audit,
+    compare,
+    demo,
+    drift,
+    fairness,
+    gate,
+    models,
+    users,
+    workflow,
+)
 
-COMMAND_MODULES = [demo, models, users, compare, fairness, gate, workflow, audit]
+COMMAND_MODULES = [demo, models, users, compare, fairness, drift, gate, workflow, audit]
