@@ -49,3 +49,12 @@ def panel_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     else:
         with fresh_pg_url() as url:
             yield url
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the browser tests left their screenshots, so CI logs point at them."""
+    from tests.browser import SCREENSHOTS
+
+    if SCREENSHOTS.is_dir() and any(SCREENSHOTS.iterdir()):
+        shots = sorted(p.name for p in SCREENSHOTS.glob("*.png"))
+        terminalreporter.write_line(f"Browser screenshots ({len(shots)}): {SCREENSHOTS}")
