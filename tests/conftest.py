@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,10 +52,14 @@ def panel_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             yield url
 
 
+SESSION_STARTED = time.time()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say where the browser tests left their screenshots, so CI logs point at them."""
+    """Say where this run's browser tests left their screenshots, so CI logs point at them."""
     from tests.browser import SCREENSHOTS
 
-    if SCREENSHOTS.is_dir() and any(SCREENSHOTS.iterdir()):
-        shots = sorted(p.name for p in SCREENSHOTS.glob("*.png"))
+    started = SESSION_STARTED
+    shots = [p for p in SCREENSHOTS.glob("*.png") if p.stat().st_mtime >= started]
+    if shots:
         terminalreporter.write_line(f"Browser screenshots ({len(shots)}): {SCREENSHOTS}")

@@ -95,3 +95,19 @@ def test_users_add_stores_a_hash_and_the_account_can_sign_in(tmp_path: Path) -> 
     assert "s3cret-pass" not in (tmp_path / "users.toml").read_text()
     listed = json.loads(run_cli("users", "list", "--json", env=env).stdout)
     assert listed == [{"username": "alice", "roles": ["approver"], "email": None}]
+
+
+def test_users_add_by_a_non_admin_is_refused(demo_env: dict[str, str]) -> None:
+    result = run_cli(
+        "users",
+        "add",
+        "approver",
+        "--role",
+        "admin",
+        "--keep-password",
+        "--as",
+        "requester",
+        env=demo_env,
+    )
+    assert result.returncode == 2
+    assert "needs the admin role" in result.stderr

@@ -6,11 +6,12 @@ import argparse
 import getpass
 import sys
 
-from mlops_core.auth import add_or_update_user, load_users
+from mlops_core.auth import load_users, resolve_cli_actor
 from mlops_core.cli_format import print_json, table
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.identity import ROLES
+from mlops_core.user_admin import manage_user
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +20,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="accounts and their roles (never passwords)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=handle_list)
-    add = actions.add_parser("add", help="add an account, or change an existing one's roles")
+    add = actions.add_parser(
+        "add", help="add an account or change its roles (an admin's action, audited)"
+    )
     add.add_argument("username")
+    add.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="ADMIN",
+        help="the admin making the change (not needed for the very first account)",
+    )
     add.add_argument("--role", action="append", choices=ROLES, required=True, dest="roles")
     add.add_argument("--email")
     add.add_argument("--name", dest="display_name")
@@ -47,8 +56,10 @@ def _password(args: argparse.Namespace) -> str | None:
 
 
 def handle_add(args: argparse.Namespace, settings: Settings) -> int:
-    user = add_or_update_user(
-        settings.users_file,
+    actor = resolve_cli_actor(settings, args.as_user) if args.as_user else None
+    user = manage_user(
+        settings,
+        actor,
         args.username,
         _password(args),
         args.roles,
