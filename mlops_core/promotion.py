@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mlflow.exceptions import MlflowException
-from requests.exceptions import RequestException
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -59,7 +57,7 @@ from mlops_core.gates import (
 )
 from mlops_core.identity import Actor
 from mlops_core.policy import load_policy
-from mlops_core.registry import Registry, _friendly
+from mlops_core.registry import Registry
 
 PENDING, APPROVED, REJECTED, CANCELLED = "pending", "approved", "rejected", "cancelled"
 APPLIED, STALE, ROLLED_BACK = "applied", "stale", "rolled_back"
@@ -621,14 +619,6 @@ def allowed_actions(actor: Actor, request: RequestView) -> list[str]:
 # --- apply --------------------------------------------------------------------------------
 
 
-def _set_version_tags(registry: Registry, model: str, version: str, tags: dict[str, str]) -> None:
-    try:
-        for key, value in tags.items():
-            registry.client.set_model_version_tag(model, version, key, value)
-    except (MlflowException, RequestException) as exc:
-        raise _friendly(exc, registry.tracking_uri) from None
-
-
 def _finish(
     settings: Settings,
     actor: Actor,
@@ -691,8 +681,7 @@ def _apply(settings: Settings, registry: Registry, actor: Actor, request_id: int
         # Found at the candidate already: an earlier attempt moved it and failed afterwards.
         if found != request.version:
             registry.move_alias(model, alias, request.version)
-        _set_version_tags(
-            registry,
+        registry.set_version_tags(
             model,
             request.version,
             {

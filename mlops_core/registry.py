@@ -287,6 +287,11 @@ class Registry:
             self.client.set_registered_model_alias(name, alias, version)
             self.client.set_registered_model_tag(name, ALIAS_CHANGED_TAG + alias, now)
 
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        with self._calling():
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, version, key, value)
+
 
 def alias_changed_at(model: RegisteredModel, alias: str) -> datetime | None:
     value = model.tags.get(ALIAS_CHANGED_TAG + alias)
