@@ -18,9 +18,7 @@ from mlops_core.model_data import (
     current_bounds,
     load_current,
     load_reference,
-    window_choices,
 )
-from mlops_core.policy import DriftPolicy
 from mlops_core.profiling import (
     DEFAULT_SUMMARY_SAMPLE,
     column_distribution_figure,
@@ -30,10 +28,9 @@ from mlops_core.profiling import (
 )
 from mlops_core.schema_check import SchemaReport, check_schema, signature_inputs_for_version
 from mlops_core.sources import LoadedData, as_loaded, read_table_file
-from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
+from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
+from ui.data_selection import select_data
 
-CONFIGURED = "Configured source"
-UPLOAD = "Upload a file"
 SUMMARY_KEY = "profile_summary_for"
 SHOWN_STATS = [
     "type",
@@ -47,11 +44,6 @@ SHOWN_STATS = [
     "q75",
     "top_categories",
 ]
-
-
-@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading the current data's time span…")
-def _windows(current: Settings, model: str) -> list[WindowChoice]:
-    return window_choices(current, model_policy(current, model))
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Loading the reference set…")
@@ -146,61 +138,20 @@ st.caption(
 )
 
 current = settings()
-entries = or_stop(cached_overview, current.tracking_uri)
-if not entries:
-    st.info("No registered models yet. Run `python -m mlops_core demo` to load the demo scenario.")
-    st.stop()
-
-models = {entry.name: entry for entry in entries}
-left, middle, right = st.columns(3)
-model = left.selectbox("Model", list(models), key="model", bind="query-params")
-policy = or_stop(model_policy, current, model)
-versions = [v.version for v in models[model].versions]
-if not versions:
-    st.info(f"{model} has no versions yet.")
-    st.stop()
-champion = models[model].champion_version
-version = middle.selectbox(
-    "Reference: version",
-    versions,
-    index=versions.index(champion) if champion in versions else 0,
-    key="profile_version",
-    help=f"Its reference set: {policy.data.reference}",
+selection = select_data(
+    current,
+    "profile",
+    "Upload a CSV or Parquet file to profile it next to the reference set.",
+    "Larger inputs are profiled on a random sample of this many rows (fixed seed).",
 )
-middle.caption(f"{policy.alias}: v{champion}" if champion else f"No {policy.alias} yet.")
-source = right.radio("Current data", [CONFIGURED, UPLOAD], key="profile_source")
-
-window: WindowChoice | None = None
-upload: tuple[str, bytes] | None = None
-if source == CONFIGURED:
-    choices = or_stop(_windows, current, model) if policy.data.has_current else []
-    if not choices:
-        st.info(
-            f"No current data for {model}: configure data.current_table, current_query or "
-            "current_files in the policy file, or upload a file."
-        )
-        st.stop()
-    window = st.selectbox(
-        "Window", choices, format_func=lambda choice: choice.label, key="profile_window"
-    )
-else:
-    uploaded = st.file_uploader(
-        "Current data (CSV or Parquet)", type=["csv", "parquet"], key="profile_upload"
-    )
-    if uploaded is None:
-        st.info("Upload a CSV or Parquet file to profile it next to the reference set.")
-        st.stop()
-    upload = (uploaded.name, uploaded.getvalue())
-sample_size = int(
-    st.number_input(
-        "Rows per side",
-        min_value=100,
-        value=(policy.drift or DriftPolicy()).sample_size or 100_000,
-        step=1000,
-        key="profile_sample",
-        help="Larger inputs are profiled on a random sample of this many rows (fixed seed).",
-    )
+model, version, window, upload = (
+    selection.model,
+    selection.version,
+    selection.window,
+    selection.upload,
 )
+sample_size = selection.sample_size
+policy = selection.policy
 
 reference = or_stop(_reference, current, model, version, sample_size)
 data = or_stop(_current, current, model, window, sample_size, upload)

@@ -15,8 +15,7 @@ from mlops_core.charts_drift import distribution_figure
 from mlops_core.config import Settings
 from mlops_core.drift import EVIDENTLY_REPORT_SAMPLE, EvidentlyArtifacts
 from mlops_core.errors import MlopsError
-from mlops_core.fairness_evidence import model_policy
-from mlops_core.model_data import WindowChoice, window_choices
+from mlops_core.model_data import WindowChoice
 from mlops_core.monitoring import (
     DriftCheck,
     check_model_drift,
@@ -24,19 +23,12 @@ from mlops_core.monitoring import (
     drift_report,
     log_drift_check,
 )
-from mlops_core.policy import DriftPolicy
 from mlops_core.sources import as_loaded, read_table_file
-from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
+from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
+from ui.data_selection import select_data
 
-CONFIGURED = "Configured source"
-UPLOAD = "Upload a file"
 SCORE = st.column_config.NumberColumn(format="%.4f")
 REPORT_KEY = "drift_report_for"
-
-
-@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading the current data's time span…")
-def _windows(current: Settings, model: str) -> list[WindowChoice]:
-    return window_choices(current, model_policy(current, model))
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Comparing the data…")
@@ -134,62 +126,20 @@ st.caption(
 )
 
 current = settings()
-entries = or_stop(cached_overview, current.tracking_uri)
-if not entries:
-    st.info("No registered models yet. Run `python -m mlops_core demo` to load the demo scenario.")
-    st.stop()
-
-models = {entry.name: entry for entry in entries}
-left, middle, right = st.columns(3)
-model = left.selectbox("Model", list(models), key="model", bind="query-params")
-policy = or_stop(model_policy, current, model)
-drift_policy = policy.drift or DriftPolicy()
-versions = [v.version for v in models[model].versions]
-if not versions:
-    st.info(f"{model} has no versions yet.")
-    st.stop()
-champion = models[model].champion_version
-version = middle.selectbox(
-    "Reference: version",
-    versions,
-    index=versions.index(champion) if champion in versions else 0,
-    key="drift_version",
-    help=f"Its reference set: {policy.data.reference}",
+selection = select_data(
+    current,
+    "drift",
+    "Upload a CSV or Parquet file to compare it with the reference set.",
+    "Larger inputs are compared on a random sample of this many rows (fixed seed).",
 )
-middle.caption(f"{policy.alias}: v{champion}" if champion else f"No {policy.alias} yet.")
-source = right.radio("Current data", [CONFIGURED, UPLOAD], key="drift_source")
-
-window: WindowChoice | None = None
-upload: tuple[str, bytes] | None = None
-if source == CONFIGURED:
-    choices = or_stop(_windows, current, model) if policy.data.has_current else []
-    if not choices:
-        st.info(
-            f"No current data for {model}: configure data.current_table, current_query or "
-            "current_files in the policy file, or upload a file."
-        )
-        st.stop()
-    window = st.selectbox(
-        "Window", choices, format_func=lambda choice: choice.label, key="drift_window"
-    )
-else:
-    uploaded = st.file_uploader(
-        "Current data (CSV or Parquet)", type=["csv", "parquet"], key="drift_upload"
-    )
-    if uploaded is None:
-        st.info("Upload a CSV or Parquet file to compare it with the reference set.")
-        st.stop()
-    upload = (uploaded.name, uploaded.getvalue())
-sample_size = int(
-    st.number_input(
-        "Rows per side",
-        min_value=100,
-        value=drift_policy.sample_size or 100_000,
-        step=1000,
-        key="drift_sample",
-        help="Larger inputs are compared on a random sample of this many rows (fixed seed).",
-    )
+model, version, window, upload = (
+    selection.model,
+    selection.version,
+    selection.window,
+    selection.upload,
 )
+sample_size = selection.sample_size
+policy = selection.policy
 
 check = or_stop(_check, current, model, version, window, sample_size, upload)
 result = check.result
