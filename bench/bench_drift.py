@@ -12,7 +12,7 @@ growth over libraries + data ("computation"). The variants:
 evidently  Report([DataDriftPreset()]).run(current, reference), types inferred by Evidently
 loop       a plain loop over the columns with the same statistics Evidently picks at this size
            (scipy's wasserstein_distance / reference std; Jensen-Shannon of value shares)
-cold       mlops_core.drift.compute_drift with an empty reference cache: fingerprint,
+cold       mlops_core.evidence.drift.compute_drift with an empty reference cache: fingerprint,
            preparation of the reference and the comparison
 warm       compute_drift on a PreparedReference (median of --repeats windows), and on the
            reference DataFrame again (a cache hit, which still fingerprints the data)
@@ -45,8 +45,8 @@ VARIANTS = ("evidently", "loop", "cold", "warm")
 IMPORTS = {
     "evidently": ["evidently", "evidently.presets"],
     "loop": ["scipy.stats", "scipy.spatial.distance"],
-    "cold": ["mlops_core.drift"],
-    "warm": ["mlops_core.drift"],
+    "cold": ["mlops_core.evidence.drift"],
+    "warm": ["mlops_core.evidence.drift"],
 }
 CATEGORIES = np.array(["alpha", "beta", "gamma", "delta", "epsilon", "zeta"], dtype=object)
 
@@ -114,7 +114,7 @@ def run_loop(reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
 def run_panel(
     reference: pd.DataFrame, current: pd.DataFrame, repeats: int, warm: bool
 ) -> tuple[list[str], dict[str, float]]:
-    from mlops_core.drift import clear_reference_cache, compute_drift, prepare_reference
+    from mlops_core.evidence.drift import clear_reference_cache, compute_drift, prepare_reference
 
     clear_reference_cache()
     if not warm:

@@ -51,9 +51,8 @@ sys.path.insert(0, str(ROOT))
 from bench_experiments_page import TIMER, page_wrapper, timed  # noqa: E402
 
 from mlops_core.config import load_settings  # noqa: E402
-from mlops_core.demo import run_demo  # noqa: E402
-from mlops_core.identity import Actor  # noqa: E402
-from mlops_core.monitoring import (  # noqa: E402
+from mlops_core.demo.scenario import run_demo  # noqa: E402
+from mlops_core.evidence.monitoring import (  # noqa: E402
     DEMO_REPORT_SAMPLE,
     HISTORY_PAGE_SIZE,
     KIND_TAG,
@@ -64,7 +63,8 @@ from mlops_core.monitoring import (  # noqa: E402
     model_windows,
     monitoring_experiment,
 )
-from mlops_core.registry import Registry  # noqa: E402
+from mlops_core.identity import Actor  # noqa: E402
+from mlops_core.stores.registry import Registry  # noqa: E402
 
 MODEL = "churn-predictor"
 DEMO_WEEKS = 8

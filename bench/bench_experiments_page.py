@@ -39,8 +39,8 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlops_core.comparison import order_by_clause  # noqa: E402
-from mlops_core.registry import Registry  # noqa: E402
+from mlops_core.evidence.comparison import order_by_clause  # noqa: E402
+from mlops_core.stores.registry import Registry  # noqa: E402
 
 EXPERIMENT = "bench/10k-runs"
 PAGE = str(ROOT / "pages" / "experiments.py")

@@ -1,4 +1,4 @@
-"""Time mlops_core.fairness against a plain pandas group-by and Fairlearn's MetricFrame.
+"""Time mlops_core.evidence.fairness against a plain pandas group-by and Fairlearn's MetricFrame.
 
     .venv/bin/python bench/bench_fairness.py [--rows 1000000] [--repeats 5]
 
@@ -36,7 +36,7 @@ from sklearn.metrics import accuracy_score, precision_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlops_core.fairness import FairnessConfig, FairnessReport, evaluate_fairness  # noqa: E402
+from mlops_core.evidence.fairness import FairnessConfig, FairnessReport, evaluate_fairness  # noqa: E402
 
 SENSITIVE = ["gender", "age_band"]
 FEATURES = [["gender"], ["age_band"], ["gender", "age_band"]]

@@ -1,5 +1,5 @@
 import sys
 
-from mlops_core.cli import main
+from mlops_core.commands.cli import main
 
 sys.exit(main())

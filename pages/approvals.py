@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from mlops_core import promotion
-from mlops_core.access import holds_role
-from mlops_core.decision_record import build_record
-from mlops_core.gates import evaluate_gates
+from mlops_core.governance.decision_record import build_record
+from mlops_core.governance.gates import evaluate_gates
+from mlops_core.governance.promotion.rollback import plan_rollback
+from mlops_core.governance.promotion.state import RequestView, list_requests, open_requests
+from mlops_core.governance.promotion.submit import request_promotion
+from mlops_core.people.access import holds_role
 from ui import approvals_actions as actions
 from ui import approvals_views as views
 from ui.app_state import ensure_schema, or_stop, registry, settings
@@ -29,7 +31,7 @@ mlflow = registry(current.tracking_uri)
 actions.show_flash()
 
 
-def request_detail(view: promotion.RequestView) -> None:
+def request_detail(view: RequestView) -> None:
     """Everything about one request: who and why, evidence side by side, actions, record."""
     views.request_header(view)
     actions.action_buttons(actor, view)
@@ -59,7 +61,7 @@ def request_detail(view: promotion.RequestView) -> None:
     views.record_downloads(record)
 
 
-def pick_request(requests: list[promotion.RequestView], key: str) -> None:
+def pick_request(requests: list[RequestView], key: str) -> None:
     if not requests:
         return
     by_label = {views.request_label(r): r for r in requests}
@@ -74,7 +76,7 @@ queue, history, new_request, rollback = st.tabs(
 )
 
 with queue:
-    open_ones = or_stop(promotion.open_requests, current)
+    open_ones = or_stop(open_requests, current)
     if not open_ones:
         st.info("No open promotion requests.")
     else:
@@ -82,7 +84,7 @@ with queue:
         pick_request(open_ones, "queue_pick")
 
 with history:
-    everything = or_stop(promotion.list_requests, current)
+    everything = or_stop(list_requests, current)
     closed = [r for r in everything if not r.is_open]
     if not closed:
         st.info("No decided requests yet.")
@@ -117,7 +119,7 @@ with new_request:
             if submitted and version:
                 with st.spinner("Evaluating the gates…"):
                     created = or_stop(
-                        promotion.request_promotion,
+                        request_promotion,
                         current,
                         mlflow,
                         actor,
@@ -139,7 +141,7 @@ with rollback:
         models = or_stop(mlflow.list_models)
         model = st.selectbox("Model", [m.name for m in models], key="rollback_model")
         if model:
-            plan = or_stop(promotion.plan_rollback, current, mlflow, model)
+            plan = or_stop(plan_rollback, current, mlflow, model)
             if plan.refusal:
                 st.info(plan.refusal)
             else:

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from mlops_core import audit
+from mlops_core.stores import audit
 from ui.app_state import ensure_schema, or_stop, settings
 from ui.identity import _plain as plain
 

@@ -12,22 +12,26 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from mlops_core.config import Settings
-from mlops_core.fairness_evidence import model_policy
-from mlops_core.model_data import (
-    WindowChoice,
-    current_bounds,
-    load_current,
-    load_reference,
-)
-from mlops_core.profiling import (
+from mlops_core.evidence.fairness_evidence import model_policy
+from mlops_core.evidence.profiling import (
     DEFAULT_SUMMARY_SAMPLE,
     column_distribution_figure,
     compare_profiles,
     evidently_summary,
     freshness,
 )
-from mlops_core.schema_check import SchemaReport, check_schema, signature_inputs_for_version
-from mlops_core.sources import LoadedData, as_loaded, read_table_file
+from mlops_core.evidence.schema_check import (
+    SchemaReport,
+    check_schema,
+    signature_inputs_for_version,
+)
+from mlops_core.stores.model_data import (
+    WindowChoice,
+    current_bounds,
+    load_current,
+    load_reference,
+)
+from mlops_core.stores.sources import LoadedData, as_loaded, read_table_file
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
 from ui.data_selection import select_data
 

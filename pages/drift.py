@@ -11,20 +11,20 @@ import plotly.express as px
 import streamlit as st
 import streamlit.components.v1 as components
 
-from mlops_core.charts_drift import distribution_figure
 from mlops_core.config import Settings
-from mlops_core.drift import EVIDENTLY_REPORT_SAMPLE, EvidentlyArtifacts
 from mlops_core.errors import MlopsError
-from mlops_core.model_data import WindowChoice
-from mlops_core.monitoring import (
+from mlops_core.evidence.drift import EVIDENTLY_REPORT_SAMPLE, EvidentlyArtifacts
+from mlops_core.evidence.monitoring import (
     DriftCheck,
     check_model_drift,
     drift_history,
     drift_report,
     log_drift_check,
 )
-from mlops_core.sources import as_loaded, read_table_file
+from mlops_core.stores.model_data import WindowChoice
+from mlops_core.stores.sources import as_loaded, read_table_file
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
+from ui.charts.drift import distribution_figure
 from ui.data_selection import select_data
 
 SCORE = st.column_config.NumberColumn(format="%.4f")

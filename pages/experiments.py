@@ -8,7 +8,8 @@ import hashlib
 
 import streamlit as st
 
-from mlops_core.comparison import (
+from mlops_core.errors import InvalidInput
+from mlops_core.evidence.comparison import (
     MAX_COMPARED,
     MIN_COMPARED,
     RUN_ATTRIBUTES,
@@ -18,9 +19,8 @@ from mlops_core.comparison import (
     run_columns,
     runs_view,
 )
-from mlops_core.errors import InvalidInput
 from mlops_core.policy import load_policy
-from mlops_core.registry import RunPage
+from mlops_core.stores.registry import RunPage
 from ui.app_state import or_stop, settings
 from ui.comparison_view import (
     MISSING,

@@ -9,10 +9,9 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from mlops_core.charts_fairness import comparison_figure, disparity_figure, group_rates_figure
 from mlops_core.config import Settings
-from mlops_core.fairness import DISPARITY_METRICS, FairnessReport, FeatureResult
-from mlops_core.fairness_evidence import (
+from mlops_core.evidence.fairness import DISPARITY_METRICS, FairnessReport, FeatureResult
+from mlops_core.evidence.fairness_evidence import (
     FairnessReview,
     gated_features,
     load_evaluation_set,
@@ -21,6 +20,7 @@ from mlops_core.fairness_evidence import (
     sensitive_options,
 )
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
+from ui.charts.fairness import comparison_figure, disparity_figure, group_rates_figure
 
 STORED = "Stored in MLflow"
 RECOMPUTE = "Recompute from the evaluation set"

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
-from mlops_core.comparison import (
+from mlops_core.evidence.comparison import (
     MAX_COMPARED,
     MIN_COMPARED,
     ChampionComparison,
@@ -20,7 +20,7 @@ from mlops_core.comparison import (
     versions_table,
 )
 from mlops_core.policy import Policy, load_policy
-from mlops_core.registry import ModelSummary
+from mlops_core.stores.registry import ModelSummary
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
 from ui.comparison_view import (
     MISSING,

@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from mlops_core.access import page_refusal
-from mlops_core.fairness_evidence import FairnessStatus, fairness_status
-from mlops_core.monitoring import DriftStatus, latest_drift_status
-from mlops_core.promotion import open_requests, reconcile
+from mlops_core.evidence.fairness_evidence import FairnessStatus, fairness_status
+from mlops_core.evidence.monitoring import DriftStatus, latest_drift_status
+from mlops_core.governance.promotion.reconcile import reconcile
+from mlops_core.governance.promotion.state import open_requests
+from mlops_core.people.access import page_refusal
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
 from ui.identity import current_actor
 

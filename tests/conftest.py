@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlops_core.config import Settings, load_settings
-from mlops_core.demo import run_demo
+from mlops_core.demo.scenario import run_demo
 from tests.pg import fresh_pg_url
 
 # Small sweeps keep the suite fast; every other part of the scenario is the real one.

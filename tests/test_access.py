@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_core.access import (
+from mlops_core.errors import ConfigError, PermissionDenied
+from mlops_core.identity import Actor
+from mlops_core.people.access import (
     PAGE_ROLES,
     AccessConfig,
     actor_from_oidc,
@@ -17,8 +19,6 @@ from mlops_core.access import (
     require_role,
     roles_for,
 )
-from mlops_core.errors import ConfigError, PermissionDenied
-from mlops_core.identity import Actor
 
 ACCESS_TOML = """
 groups_claim = "roles_claim"

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from mlops_core import audit, db
 from mlops_core.identity import Actor
+from mlops_core.stores import audit, db
 
 ALICE = Actor("alice", frozenset({"requester"}), auth_method="local")
 CI = Actor("ci-bot", frozenset({"requester"}), auth_method="cli")

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select
 
-from mlops_core import auth, db
-from mlops_core.auth import (
+from mlops_core.config import Settings, load_settings
+from mlops_core.errors import ConfigError, InvalidInput, PermissionDenied
+from mlops_core.people import auth
+from mlops_core.people.auth import (
     DEMO_PASSWORDS,
     add_or_update_user,
     authenticate,
@@ -26,8 +28,7 @@ from mlops_core.auth import (
     resolve_local_actor,
     verify_password,
 )
-from mlops_core.config import Settings, load_settings
-from mlops_core.errors import ConfigError, InvalidInput, PermissionDenied
+from mlops_core.stores import db
 from tests.pg import fresh_pg_url
 
 T0 = datetime(2025, 3, 1, 12, 0)
@@ -286,7 +287,7 @@ def test_lock_holds_across_processes(demo_db: Settings) -> None:
         fail(demo_db, "admin", T0 + minute * MINUTE)
     script = (
         "import dataclasses, sys, datetime\n"
-        "from mlops_core.auth import authenticate\n"
+        "from mlops_core.people.auth import authenticate\n"
         "from mlops_core.config import load_settings\n"
         "from mlops_core.errors import PermissionDenied\n"
         "settings = dataclasses.replace(load_settings(), db_url=sys.argv[1])\n"

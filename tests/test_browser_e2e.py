@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from mlops_core.config import Settings
-from mlops_core.demo import run_demo, training_experiment
-from mlops_core.registry import Registry
+from mlops_core.demo.scenario import run_demo, training_experiment
+from mlops_core.stores.registry import Registry
 from tests.browser import chromium, open_page, screenshot, sign_in, wait_for_app
 from tests.conftest import settings_for
 from tests.servers import streamlit_app

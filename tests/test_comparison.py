@@ -6,9 +6,11 @@ import io
 import pandas as pd
 import pytest
 
-from mlops_core.charts import metric_history_figure, parallel_coordinates, scatter_figure
 from mlops_core.commands import compare as compare_command
-from mlops_core.comparison import (
+from mlops_core.config import Settings
+from mlops_core.demo.scenario import training_experiment
+from mlops_core.errors import InvalidInput, NotFound
+from mlops_core.evidence.comparison import (
     ComparedItem,
     Comparison,
     candidate_vs_champion,
@@ -24,11 +26,9 @@ from mlops_core.comparison import (
     version_lineage,
     versions_table,
 )
-from mlops_core.config import Settings
-from mlops_core.demo import training_experiment
-from mlops_core.errors import InvalidInput, NotFound
 from mlops_core.policy import ModelPolicy, Policy, load_policy
-from mlops_core.registry import Registry
+from mlops_core.stores.registry import Registry
+from ui.charts.comparison import metric_history_figure, parallel_coordinates, scatter_figure
 
 MODEL = "churn-predictor"
 

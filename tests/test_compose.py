@@ -15,7 +15,7 @@ from mlflow.cli import cli as mlflow_cli
 from sqlalchemy.engine import make_url
 from streamlit.web.cli import main as streamlit_cli
 
-from mlops_core.cli import build_parser
+from mlops_core.commands.cli import build_parser
 from mlops_core.config import load_settings
 from tests.topology import (
     COMPOSE_FILE,

@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from mlops_core import db
 from mlops_core.errors import ConfigError
+from mlops_core.stores import db
 
 
 def _open_request(**overrides: object) -> db.PromotionRequest:

@@ -5,11 +5,11 @@ import pytest
 from fairlearn.metrics import demographic_parity_difference
 
 from mlops_core.config import Settings
-from mlops_core.db import get_engine
-from mlops_core.demo import DRIFT_FROM_WEEK, WEEKS, inference_table, run_demo
-from mlops_core.demo_data import SPECS
-from mlops_core.registry import Registry
-from mlops_core.sources import load_run_artifact_frame
+from mlops_core.demo.data import SPECS
+from mlops_core.demo.scenario import DRIFT_FROM_WEEK, WEEKS, inference_table, run_demo
+from mlops_core.stores.db import get_engine
+from mlops_core.stores.registry import Registry
+from mlops_core.stores.sources import load_run_artifact_frame
 from tests.conftest import TEST_SWEEP_RUNS
 
 

@@ -1,4 +1,5 @@
-"""mlops_core.drift with the fast engine: known drift, sampling, the reference cache, bad input."""
+"""The fast drift engine (mlops_core.evidence.drift): known drift, sampling, the reference
+cache, bad input."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_core.charts_drift import distribution_figure
-from mlops_core.drift import (
+from mlops_core.errors import InvalidInput
+from mlops_core.evidence.drift import (
     DriftOptions,
     PreparedReference,
     clear_reference_cache,
@@ -18,7 +19,7 @@ from mlops_core.drift import (
     prepare_reference,
     reference_cache_info,
 )
-from mlops_core.errors import InvalidInput
+from ui.charts.drift import distribution_figure
 
 SHIFTED = {"income", "age", "channel", "plan"}
 CATEGORIES = ["web", "store", "phone", "partner"]

@@ -8,8 +8,9 @@ which for text depends on the process's hash seed, so even Evidently's own Jense
 PSI change in the last digits from run to run; between nearly equal distributions the
 Jensen-Shannon distance amplifies that by cancellation (largest seen here: 2.2e-13 relative).
 
-The one deliberate departure is ``chisquare`` (see mlops_core/drift.py): its method name and
-threshold match Evidently's, its p-value is the test of homogeneity; the last tests show why.
+The one deliberate departure is ``chisquare`` (see mlops_core/evidence/drift.py): its method
+name and threshold match Evidently's, its p-value is the test of homogeneity; the last tests
+show why.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from evidently.legacy.calculations.stattests.wasserstein_distance_norm import (
 )
 from evidently.legacy.core import ColumnType
 
-from mlops_core.drift import (
+from mlops_core.evidence.drift import (
     DriftOptions,
     DriftResult,
     compute_drift,
     evidently_report,
     infer_column_type,
 )
-from mlops_core.drift_stattests import (
+from mlops_core.evidence.drift_stattests import (
     STAT_TESTS,
     CategoricalColumn,
     NumericColumn,

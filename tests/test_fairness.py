@@ -1,4 +1,4 @@
-"""mlops_core.fairness against Fairlearn's MetricFrame and disparity functions (to 1e-9).
+"""mlops_core.evidence.fairness against Fairlearn's MetricFrame and disparity functions (to 1e-9).
 
 Where a rate is undefined (zero denominator) the panel reports NaN and Fairlearn 0.0; those
 entries are checked to be exactly that case, and disparities are then compared with Fairlearn's
@@ -30,7 +30,7 @@ from fairlearn.metrics import (
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
 from mlops_core.errors import InvalidInput
-from mlops_core.fairness import (
+from mlops_core.evidence.fairness import (
     DISPARITY_METRICS,
     MISSING_GROUP,
     FairnessConfig,
@@ -638,5 +638,5 @@ def test_named_classes_must_match_between_label_and_prediction():
 
 
 def test_mlops_core_does_not_import_streamlit():
-    code = "import sys, mlops_core.fairness; assert 'streamlit' not in sys.modules"
+    code = "import sys, mlops_core.evidence.fairness; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

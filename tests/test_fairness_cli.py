@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_core.cli import main
+from mlops_core.commands.cli import main
 from mlops_core.config import Settings
-from mlops_core.fairness_evidence import seed_fairness_evidence
+from mlops_core.demo.evidence import seed_fairness_evidence
 from tests.test_cli import run_cli
 from tests.test_fairness_evidence import evaluation_frame
 

@@ -15,11 +15,12 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import accuracy_score, precision_score
 
-from mlops_core.cli import main
+from mlops_core.commands.cli import main
 from mlops_core.config import Settings
+from mlops_core.demo.evidence import seed_fairness_evidence
 from mlops_core.errors import InvalidInput, MlopsError, NotFound
-from mlops_core.fairness import FairnessConfig, evaluate_fairness
-from mlops_core.fairness_evidence import (
+from mlops_core.evidence.fairness import FairnessConfig, evaluate_fairness
+from mlops_core.evidence.fairness_evidence import (
     PASSED_TAG,
     REPORT_ARTIFACT,
     compute_fairness,
@@ -32,12 +33,11 @@ from mlops_core.fairness_evidence import (
     read_stored_report,
     record_fairness_evidence,
     review_fairness,
-    seed_fairness_evidence,
     sensitive_options,
 )
 from mlops_core.policy import EXAMPLE_POLICY
-from mlops_core.registry import Registry
-from mlops_core.sources import as_loaded, load_run_artifact_frame
+from mlops_core.stores.registry import Registry
+from mlops_core.stores.sources import as_loaded, load_run_artifact_frame
 from tests.conftest import settings_for
 
 CHURN = "churn-predictor"

@@ -7,8 +7,8 @@ import pytest
 
 from mlops_core.config import Settings
 from mlops_core.errors import NotFound
-from mlops_core.gates import FAILED, NOT_EVALUATED, PASSED, GateReport, evaluate_gates
-from mlops_core.registry import Registry
+from mlops_core.governance.gates import FAILED, NOT_EVALUATED, PASSED, GateReport, evaluate_gates
+from mlops_core.stores.registry import Registry
 
 CHURN = "churn-predictor"
 

@@ -12,9 +12,9 @@ import pytest
 from mlflow.entities import ViewType
 
 from mlops_core.config import Settings
+from mlops_core.demo.evidence import seed_drift_history
 from mlops_core.errors import InvalidInput, MlopsError, RegistryUnavailable
-from mlops_core.model_data import drift_columns, load_reference
-from mlops_core.monitoring import (
+from mlops_core.evidence.monitoring import (
     check_model_drift,
     drift_history,
     drift_report,
@@ -22,11 +22,11 @@ from mlops_core.monitoring import (
     log_drift_check,
     model_windows,
     monitoring_experiment,
-    seed_drift_history,
 )
 from mlops_core.policy import load_policy
-from mlops_core.registry import Registry
-from mlops_core.sources import as_loaded
+from mlops_core.stores.model_data import drift_columns, load_reference
+from mlops_core.stores.registry import Registry
+from mlops_core.stores.sources import as_loaded
 from tests.conftest import settings_for
 
 CHURN, CREDIT = "churn-predictor", "credit-default"

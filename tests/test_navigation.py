@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlops_core.access import page_refusal
+from mlops_core.people.access import page_refusal
 from tests.apptest import APPROVER, REQUESTER, VIEWER, actor, app_test, assert_no_exception
 from ui.navigation import PAGES, navigation_plan
 

@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mlops_core.config import Settings, load_settings
-from mlops_core.registry import Registry
+from mlops_core.stores.registry import Registry
 from tests.apptest import ADMIN, APPROVER, REQUESTER, VIEWER, assert_no_exception
 from tests.test_promotion import copy_demo_env
 

@@ -7,8 +7,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mlops_core.config import Settings
-from mlops_core.demo import training_experiment
-from mlops_core.registry import Registry
+from mlops_core.demo.scenario import training_experiment
+from mlops_core.stores.registry import Registry
 from tests.apptest import VIEWER, assert_no_exception
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"

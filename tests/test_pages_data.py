@@ -11,8 +11,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mlops_core.config import Settings
-from mlops_core.monitoring import drift_history
-from mlops_core.registry import Registry
+from mlops_core.evidence.monitoring import drift_history
+from mlops_core.stores.registry import Registry
 from tests.apptest import VIEWER, assert_no_exception
 from tests.test_monitoring import copy_store
 

@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mlops_core.config import Settings
-from mlops_core.fairness_evidence import seed_fairness_evidence
+from mlops_core.demo.evidence import seed_fairness_evidence
 from mlops_core.policy import EXAMPLE_POLICY
 from tests.apptest import VIEWER, assert_no_exception
 

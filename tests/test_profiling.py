@@ -17,17 +17,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from mlops_core.demo import fluent_tracking
+from mlops_core.demo.scenario import fluent_tracking
 from mlops_core.errors import InvalidInput, NotFound
-from mlops_core.profiling import (
+from mlops_core.evidence.profiling import (
     column_distribution_figure,
     compare_profiles,
     evidently_summary,
     freshness,
     profile_frame,
 )
-from mlops_core.schema_check import check_schema, signature_inputs_for_version
-from mlops_core.sources import as_loaded
+from mlops_core.evidence.schema_check import check_schema, signature_inputs_for_version
+from mlops_core.stores.sources import as_loaded
 
 NOW = datetime(2026, 10, 12, 9, 0)
 

@@ -12,11 +12,26 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mlops_core import audit, db, decision_record, promotion
 from mlops_core.config import Settings, load_settings
 from mlops_core.errors import ActionRefused, InvalidInput, MlopsError, PermissionDenied
+from mlops_core.governance import decision_record
+from mlops_core.governance.promotion.apply import retry_apply
+from mlops_core.governance.promotion.decide import allowed_actions, approve, cancel, reject
+from mlops_core.governance.promotion.reconcile import accept_alias, reconcile
+from mlops_core.governance.promotion.rollback import plan_rollback, rollback
+from mlops_core.governance.promotion.state import (
+    TAG_APPROVED_AT,
+    TAG_APPROVED_BY,
+    TAG_REQUEST,
+    RequestView,
+    describe,
+    get_request,
+    open_requests,
+)
+from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.identity import Actor
-from mlops_core.registry import Registry
+from mlops_core.stores import audit, db
+from mlops_core.stores.registry import Registry
 from tests.servers import free_port
 
 CHURN = "churn-predictor"
@@ -77,10 +92,8 @@ def actions(settings: Settings, request_id: int | None = None) -> list[str]:
     return [e.action for e in reversed(audit.list_events(settings.db_url, filters))]
 
 
-def request(settings: Settings, registry: Registry, version: str = "3") -> promotion.RequestView:
-    return promotion.request_promotion(
-        settings, registry, REQUESTER, CHURN, version, "better ROC AUC, fair"
-    )
+def request(settings: Settings, registry: Registry, version: str = "3") -> RequestView:
+    return request_promotion(settings, registry, REQUESTER, CHURN, version, "better ROC AUC, fair")
 
 
 def test_request_approve_apply_freezes_checks_tags_and_audits(
@@ -93,14 +106,14 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
         1,
     )
     assert pending.gate_summary == "7 passed"
-    assert [r.id for r in promotion.open_requests(settings)] == [pending.id]
+    assert [r.id for r in open_requests(settings)] == [pending.id]
 
-    applied = promotion.approve(settings, registry, APPROVER, pending.id, "Evidence is clear.")
+    applied = approve(settings, registry, APPROVER, pending.id, "Evidence is clear.")
     assert applied.status == "applied" and applied.applied_at and applied.last_error is None
     assert champion(registry) == "3"
     tags = registry.get_version(CHURN, "3").tags
-    assert tags[promotion.TAG_REQUEST] == str(pending.id)
-    assert tags[promotion.TAG_APPROVED_BY] == "approver" and tags[promotion.TAG_APPROVED_AT]
+    assert tags[TAG_REQUEST] == str(pending.id)
+    assert tags[TAG_APPROVED_BY] == "approver" and tags[TAG_APPROVED_AT]
     assert (
         applied.decisions[0].comment == "Evidence is clear."
         and len(applied.decisions[0].gates) == 7
@@ -114,53 +127,53 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
     ]
     # A second click, or a retry, finds nothing left to do.
     with pytest.raises(ActionRefused, match="already decided"):
-        promotion.approve(settings, registry, CAROL, pending.id, "me too")
+        approve(settings, registry, CAROL, pending.id, "me too")
     with pytest.raises(ActionRefused, match="already decided"):
-        promotion.retry_apply(settings, registry, APPROVER, pending.id)
+        retry_apply(settings, registry, APPROVER, pending.id)
     assert actions(settings).count("apply") == 1
     assert audit.verify(settings.db_url).ok
-    assert promotion.reconcile(settings, registry) == []
+    assert reconcile(settings, registry) == []
 
 
 def test_roles_four_eyes_and_required_text(settings: Settings, registry: Registry) -> None:
     with pytest.raises(PermissionDenied, match="requester role"):
-        promotion.request_promotion(settings, registry, VIEWER, CHURN, "3", "why not")
+        request_promotion(settings, registry, VIEWER, CHURN, "3", "why not")
     with pytest.raises(InvalidInput, match="reason"):
-        promotion.request_promotion(settings, registry, DAVE, CHURN, "3", "  ")
+        request_promotion(settings, registry, DAVE, CHURN, "3", "  ")
     with pytest.raises(ActionRefused, match="already is the champion"):
-        promotion.request_promotion(settings, registry, DAVE, CHURN, "1", "again")
-    own = promotion.request_promotion(settings, registry, DAVE, CHURN, "3", "mine")
+        request_promotion(settings, registry, DAVE, CHURN, "1", "again")
+    own = request_promotion(settings, registry, DAVE, CHURN, "3", "mine")
     with pytest.raises(ActionRefused, match="four eyes"):
-        promotion.approve(settings, registry, DAVE, own.id, "looks fine to me")
+        approve(settings, registry, DAVE, own.id, "looks fine to me")
     with pytest.raises(PermissionDenied, match="approver role"):
-        promotion.approve(settings, registry, REQUESTER, own.id, "ok")
+        approve(settings, registry, REQUESTER, own.id, "ok")
     with pytest.raises(PermissionDenied, match="admin role"):
-        promotion.approve(settings, registry, APPROVER, own.id, "ok", override=True)
+        approve(settings, registry, APPROVER, own.id, "ok", override=True)
     with pytest.raises(InvalidInput, match="comment"):
-        promotion.reject(settings, registry, APPROVER, own.id, "")
+        reject(settings, registry, APPROVER, own.id, "")
     with pytest.raises(ActionRefused, match="Only dave"):
-        promotion.cancel(settings, REQUESTER, own.id)
-    assert promotion.allowed_actions(DAVE, own) == ["cancel"]
-    assert promotion.allowed_actions(APPROVER, own) == ["approve", "reject"]
-    assert promotion.allowed_actions(ADMIN, own) == ["approve", "reject", "override", "cancel"]
-    assert promotion.get_request(settings, own.id).status == "pending"
+        cancel(settings, REQUESTER, own.id)
+    assert allowed_actions(DAVE, own) == ["cancel"]
+    assert allowed_actions(APPROVER, own) == ["approve", "reject"]
+    assert allowed_actions(ADMIN, own) == ["approve", "reject", "override", "cancel"]
+    assert get_request(settings, own.id).status == "pending"
     # An admin's own request is no exception.
-    promotion.cancel(settings, ADMIN, own.id, "admin withdraws it")
-    mine = promotion.request_promotion(settings, registry, ADMIN, CHURN, "3", "admin asks")
+    cancel(settings, ADMIN, own.id, "admin withdraws it")
+    mine = request_promotion(settings, registry, ADMIN, CHURN, "3", "admin asks")
     with pytest.raises(ActionRefused, match="four eyes"):
-        promotion.approve(settings, registry, ADMIN, mine.id, "ok")
+        approve(settings, registry, ADMIN, mine.id, "ok")
 
 
 def test_one_open_request_per_alias_and_cancel(settings: Settings, registry: Registry) -> None:
     first = request(settings, registry)
     with pytest.raises(ActionRefused, match=f"Request #{first.id} .* still open"):
         request(settings, registry, "2")
-    cancelled = promotion.cancel(settings, REQUESTER, first.id, "wrong version")
+    cancelled = cancel(settings, REQUESTER, first.id, "wrong version")
     assert cancelled.status == "cancelled"
     with pytest.raises(ActionRefused, match="cancelled"):
-        promotion.cancel(settings, REQUESTER, first.id)
+        cancel(settings, REQUESTER, first.id)
     with pytest.raises(ActionRefused, match="cancelled"):
-        promotion.approve(settings, registry, APPROVER, first.id, "too late")
+        approve(settings, registry, APPROVER, first.id, "too late")
     second = request(settings, registry, "2")
     assert second.status == "pending" and second.gate_summary == "6 passed, 1 failed"
     assert actions(settings, first.id)[-1] == "cancel"
@@ -171,10 +184,10 @@ def test_a_failing_gate_blocks_until_an_admin_overrides_it(
 ) -> None:
     pending = request(settings, registry, "2")
     with pytest.raises(ActionRefused, match="demographic_parity_difference \\(failed\\)"):
-        promotion.approve(settings, registry, APPROVER, pending.id, "AUC is great")
+        approve(settings, registry, APPROVER, pending.id, "AUC is great")
     with pytest.raises(InvalidInput, match="justification"):
-        promotion.approve(settings, registry, ADMIN, pending.id, "ok", override=True)
-    applied = promotion.approve(
+        approve(settings, registry, ADMIN, pending.id, "ok", override=True)
+    applied = approve(
         settings,
         registry,
         ADMIN,
@@ -196,12 +209,12 @@ def test_reject_ends_the_request_even_when_mlflow_is_down(
 ) -> None:
     pending = request(settings, registry)
     dead = Registry(f"http://127.0.0.1:{free_port()}")
-    rejected = promotion.reject(settings, dead, CAROL, pending.id, "Wait for the Q3 data.")
+    rejected = reject(settings, dead, CAROL, pending.id, "Wait for the Q3 data.")
     assert rejected.status == "rejected" and rejected.decided_at
     (gate,) = rejected.decisions[0].gates
     assert gate.status == "not_evaluated" and "Cannot reach" in gate.reason
     with pytest.raises(ActionRefused, match="already decided \\(rejected\\)"):
-        promotion.approve(settings, registry, APPROVER, pending.id, "but I like it")
+        approve(settings, registry, APPROVER, pending.id, "but I like it")
     assert champion(registry) == "1"
     assert actions(settings, pending.id)[-1] == "reject"
 
@@ -215,14 +228,14 @@ def test_two_distinct_approvers_when_the_policy_asks(
     )
     settings = replace(settings, policy_file=policy)
     pending = request(settings, registry)
-    first = promotion.approve(settings, registry, APPROVER, pending.id, "one")
+    first = approve(settings, registry, APPROVER, pending.id, "one")
     assert first.status == "pending" and first.approvers == ["approver"]
     assert champion(registry) == "1"
     with pytest.raises(ActionRefused, match="approver already decided"):
-        promotion.approve(settings, registry, APPROVER, pending.id, "one again")
-    second = promotion.approve(settings, registry, CAROL, pending.id, "two")
+        approve(settings, registry, APPROVER, pending.id, "one again")
+    second = approve(settings, registry, CAROL, pending.id, "two")
     assert second.status == "applied" and second.approvers == ["approver", "carol"]
-    assert registry.get_version(CHURN, "3").tags[promotion.TAG_APPROVED_BY] == "approver, carol"
+    assert registry.get_version(CHURN, "3").tags[TAG_APPROVED_BY] == "approver, carol"
 
 
 def test_a_champion_changed_meanwhile_makes_the_request_stale(
@@ -232,10 +245,10 @@ def test_a_champion_changed_meanwhile_makes_the_request_stale(
     # Someone removes the champion alias outside the panel; with no champion left the
     # regression gates have nothing to compare with, so the approval itself goes through.
     registry.client.delete_registered_model_alias(CHURN, "champion")
-    stale = promotion.approve(settings, registry, APPROVER, pending.id, "ok")
+    stale = approve(settings, registry, APPROVER, pending.id, "ok")
     assert stale.status == "stale" and registry.version_by_alias(CHURN, "champion") is None
     assert actions(settings, pending.id)[-1] == "stale"
-    assert "no longer points at v1" in promotion.describe(stale)
+    assert "no longer points at v1" in describe(stale)
     assert request(settings, registry).champion_version is None
 
 
@@ -243,14 +256,14 @@ def test_rollback_restores_the_previous_champion_once(
     settings: Settings, registry: Registry
 ) -> None:
     with pytest.raises(ActionRefused, match="No promotion"):
-        promotion.rollback(settings, registry, APPROVER, CHURN, "nothing applied yet")
+        rollback(settings, registry, APPROVER, CHURN, "nothing applied yet")
     pending = request(settings, registry)
-    promotion.approve(settings, registry, APPROVER, pending.id, "ok")
-    plan = promotion.plan_rollback(settings, registry, CHURN)
+    approve(settings, registry, APPROVER, pending.id, "ok")
+    plan = plan_rollback(settings, registry, CHURN)
     assert (plan.current_version, plan.target_version, plan.refusal) == ("3", "1", None)
     with pytest.raises(PermissionDenied):
-        promotion.rollback(settings, registry, REQUESTER, CHURN, "incident")
-    rolled = promotion.rollback(settings, registry, APPROVER, CHURN, "Incident 4711: bad scores")
+        rollback(settings, registry, REQUESTER, CHURN, "incident")
+    rolled = rollback(settings, registry, APPROVER, CHURN, "Incident 4711: bad scores")
     assert rolled.status == "rolled_back" and champion(registry) == "1"
     (event,) = audit.list_events(settings.db_url, audit.AuditFilter(action="rollback"))
     assert (event.version, event.details["from_version"], event.reason) == (
@@ -259,16 +272,16 @@ def test_rollback_restores_the_previous_champion_once(
         "Incident 4711: bad scores",
     )
     with pytest.raises(ActionRefused, match="No promotion"):
-        promotion.rollback(settings, registry, APPROVER, CHURN, "again")
-    assert promotion.reconcile(settings, registry) == []
+        rollback(settings, registry, APPROVER, CHURN, "again")
+    assert reconcile(settings, registry) == []
 
 
 def test_rollback_refuses_to_undo_a_later_move(settings: Settings, registry: Registry) -> None:
     pending = request(settings, registry)
-    promotion.approve(settings, registry, APPROVER, pending.id, "ok")
+    approve(settings, registry, APPROVER, pending.id, "ok")
     registry.move_alias(CHURN, "champion", "2")
     with pytest.raises(ActionRefused, match="points at v2, not at v3"):
-        promotion.rollback(settings, registry, APPROVER, CHURN, "incident")
+        rollback(settings, registry, APPROVER, CHURN, "incident")
     assert champion(registry) == "2"
 
 
@@ -276,10 +289,10 @@ def test_reconcile_reports_an_alias_moved_outside_the_panel_once(
     settings: Settings, registry: Registry
 ) -> None:
     pending = request(settings, registry)
-    promotion.approve(settings, registry, APPROVER, pending.id, "ok")
+    approve(settings, registry, APPROVER, pending.id, "ok")
     registry.move_alias(CHURN, "champion", "2")
     for _ in range(2):
-        (warning,) = promotion.reconcile(settings, registry)
+        (warning,) = reconcile(settings, registry)
         assert (warning.kind, warning.expected_version, warning.actual_version) == (
             "alias_moved",
             "3",
@@ -287,9 +300,9 @@ def test_reconcile_reports_an_alias_moved_outside_the_panel_once(
         )
     assert actions(settings).count("reconcile_warning") == 1
     with pytest.raises(PermissionDenied):
-        promotion.accept_alias(settings, registry, APPROVER, CHURN, "champion", "fine")
-    promotion.accept_alias(settings, registry, ADMIN, CHURN, "champion", "Hotfix by on-call.")
-    assert promotion.reconcile(settings, registry) == []
+        accept_alias(settings, registry, APPROVER, CHURN, "champion", "fine")
+    accept_alias(settings, registry, ADMIN, CHURN, "champion", "Hotfix by on-call.")
+    assert reconcile(settings, registry) == []
 
 
 def test_mlflow_failing_mid_apply_leaves_the_request_approved_and_retryable(
@@ -301,22 +314,22 @@ def test_mlflow_failing_mid_apply_leaves_the_request_approved_and_retryable(
         for statement in BLOCK_ALIAS_WRITES:
             store.execute(statement)
         store.commit()
-        failed = promotion.approve(settings, registry, APPROVER, pending.id, "ok")
+        failed = approve(settings, registry, APPROVER, pending.id, "ok")
         assert failed.status == "approved" and failed.needs_retry
         assert "registry under maintenance" in failed.last_error
         assert champion(registry) == "1"
-        (warning,) = promotion.reconcile(settings, registry)
+        (warning,) = reconcile(settings, registry)
         assert warning.kind == "apply_pending" and warning.request_id == pending.id
         # Retrying against a tracking server that does not answer fails the same way.
         dead = Registry(f"http://127.0.0.1:{free_port()}")
-        still = promotion.retry_apply(settings, dead, APPROVER, pending.id)
+        still = retry_apply(settings, dead, APPROVER, pending.id)
         assert still.status == "approved" and "Cannot reach" in still.last_error
     finally:
         for op in ("INSERT", "UPDATE"):
             store.execute(f"DROP TRIGGER IF EXISTS block_alias_{op}")
         store.commit()
         store.close()
-    applied = promotion.retry_apply(settings, registry, APPROVER, pending.id)
+    applied = retry_apply(settings, registry, APPROVER, pending.id)
     assert applied.status == "applied" and applied.last_error is None
     assert champion(registry) == "3"
     assert actions(settings, pending.id)[-3:] == ["apply_failed", "apply_failed", "apply"]
@@ -338,7 +351,7 @@ def test_concurrent_approvals_on_postgresql_give_exactly_one_decision(
     def click(index: int) -> None:
         barrier.wait()
         try:
-            outcomes[index] = promotion.approve(
+            outcomes[index] = approve(
                 settings, registry, approvers[index], pending.id, f"click {index}"
             )
         except MlopsError as exc:
@@ -349,7 +362,7 @@ def test_concurrent_approvals_on_postgresql_give_exactly_one_decision(
         thread.start()
     for thread in threads:
         thread.join()
-    applied = [o for o in outcomes if isinstance(o, promotion.RequestView)]
+    applied = [o for o in outcomes if isinstance(o, RequestView)]
     refused = [o for o in outcomes if isinstance(o, ActionRefused)]
     assert len(applied) == 1 and applied[0].status == "applied", outcomes
     assert len(refused) == 3 and all("already decided" in str(e) for e in refused), refused
@@ -364,8 +377,8 @@ def test_decision_record_holds_the_evidence_and_escapes_user_text(
     settings: Settings, registry: Registry
 ) -> None:
     reason = "<script>alert(1)</script> | [click](http://evil)"
-    pending = promotion.request_promotion(settings, registry, REQUESTER, CHURN, "3", reason)
-    promotion.approve(settings, registry, APPROVER, pending.id, "Fine & fair.")
+    pending = request_promotion(settings, registry, REQUESTER, CHURN, "3", reason)
+    approve(settings, registry, APPROVER, pending.id, "Fine & fair.")
     record = decision_record.build_record(settings, registry, pending.id)
     roc = record.metrics.set_index("metric").loc["roc_auc"]
     assert decision_record.verdict(roc["regression"]) == "better"

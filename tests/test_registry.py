@@ -3,9 +3,9 @@
 import pytest
 
 from mlops_core.config import Settings
-from mlops_core.demo import training_experiment
+from mlops_core.demo.scenario import training_experiment
 from mlops_core.errors import NotFound, RegistryUnavailable
-from mlops_core.registry import Registry
+from mlops_core.stores.registry import Registry
 
 
 @pytest.fixture(scope="module")

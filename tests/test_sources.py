@@ -16,9 +16,9 @@ from mlflow import MlflowClient
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from mlops_core.demo import fluent_tracking
+from mlops_core.demo.scenario import fluent_tracking
 from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
-from mlops_core.sources import (
+from mlops_core.stores.sources import (
     DEFAULT_UPLOAD_MAX_BYTES,
     load_file,
     load_run_artifact_frame,

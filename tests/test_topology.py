@@ -15,11 +15,11 @@ import pytest
 import requests
 from sqlalchemy import inspect
 
-from mlops_core.db import get_engine
-from mlops_core.demo import inference_table
-from mlops_core.demo_data import SPECS
-from mlops_core.registry import Registry
-from mlops_core.sources import load_run_artifact_frame
+from mlops_core.demo.data import SPECS
+from mlops_core.demo.scenario import inference_table
+from mlops_core.stores.db import get_engine
+from mlops_core.stores.registry import Registry
+from mlops_core.stores.sources import load_run_artifact_frame
 from tests.apptest import app_test, assert_no_exception
 from tests.browser import chromium, sign_in, wait_for_app
 from tests.servers import free_port, streamlit_app

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_core import audit
-from mlops_core.auth import load_users, resolve_cli_actor
 from mlops_core.errors import PermissionDenied
-from mlops_core.user_admin import BOOTSTRAP, manage_user
+from mlops_core.people.auth import load_users, resolve_cli_actor
+from mlops_core.people.user_admin import BOOTSTRAP, manage_user
+from mlops_core.stores import audit
 from tests.conftest import settings_for
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from mlops_core import db
-from mlops_core.cli import main
+from mlops_core.commands.cli import main
 from mlops_core.config import Settings
+from mlops_core.stores import db
 from tests.test_cli import run_cli
 from tests.test_promotion import copy_demo_env
 

@@ -7,11 +7,11 @@ from typing import TypeVar
 
 import streamlit as st
 
-from mlops_core import db
 from mlops_core.config import Settings, load_settings
 from mlops_core.errors import MlopsError
-from mlops_core.overview import ModelOverview, model_overview
-from mlops_core.registry import DEFAULT_ALIAS, Registry
+from mlops_core.governance.overview import ModelOverview, model_overview
+from mlops_core.stores import db
+from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
 
 T = TypeVar("T")
 REGISTRY_TTL_SECONDS = 30

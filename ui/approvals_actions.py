@@ -1,6 +1,6 @@
 """The approvals page's actions: buttons, a confirmation dialog each, and the outcome.
 
-Buttons appear only for actions `promotion.allowed_actions` says the user may take; the
+Buttons appear only for actions `allowed_actions` says the user may take; the
 core checks everything again when the action runs. The open dialog is remembered in the
 session, so it survives reruns until it is confirmed or dismissed.
 """
@@ -12,12 +12,21 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from mlops_core import promotion
 from mlops_core.config import Settings
 from mlops_core.errors import MlopsError
+from mlops_core.governance.promotion.apply import retry_apply
+from mlops_core.governance.promotion.decide import allowed_actions, approve, cancel, reject
+from mlops_core.governance.promotion.rollback import RollbackPlan, plan_rollback, rollback
+from mlops_core.governance.promotion.state import (
+    APPROVED,
+    PENDING,
+    STALE,
+    RequestView,
+    describe,
+    get_request,
+)
 from mlops_core.identity import Actor
-from mlops_core.promotion import RequestView, RollbackPlan
-from mlops_core.registry import Registry
+from mlops_core.stores.registry import Registry
 from ui.identity import _plain as plain
 
 PENDING_KEY = "approvals_pending_action"
@@ -54,15 +63,15 @@ def _close() -> None:
 
 
 OUTCOME_KINDS = {
-    promotion.PENDING: "info",
-    promotion.APPROVED: "error",  # still approved after acting: the apply failed
-    promotion.STALE: "warning",
+    PENDING: "info",
+    APPROVED: "error",  # still approved after acting: the apply failed
+    STALE: "warning",
 }
 
 
 def outcome(view: RequestView) -> tuple[str, str]:
     """How to tell the user what became of the request: a message kind and its text."""
-    return OUTCOME_KINDS.get(view.status, "success"), promotion.describe(view)
+    return OUTCOME_KINDS.get(view.status, "success"), describe(view)
 
 
 def _run(call: Callable[[], RequestView]) -> None:
@@ -78,7 +87,7 @@ def _run(call: Callable[[], RequestView]) -> None:
 
 
 def action_buttons(actor: Actor, view: RequestView) -> None:
-    allowed = promotion.allowed_actions(actor, view)
+    allowed = allowed_actions(actor, view)
     if not allowed:
         return
     with st.container(horizontal=True):
@@ -101,7 +110,7 @@ def _confirm(settings: Settings, registry: Registry, actor: Actor, pending: Pend
     if pending.action == "rollback":
         _confirm_rollback(settings, registry, actor, pending)
         return
-    view = promotion.get_request(settings, pending.request_id)
+    view = get_request(settings, pending.request_id)
     target = plain(f"#{view.id}: {view.model_name} v{view.version}")
     st.markdown(f"**{LABELS[pending.action]}** request {target}")
     if pending.action in ("approve", "override", "reject"):
@@ -130,13 +139,13 @@ def _confirm(settings: Settings, registry: Registry, actor: Actor, pending: Pend
         return
     rid = view.id
     calls: dict[str, Callable[[], RequestView]] = {
-        "approve": lambda: promotion.approve(settings, registry, actor, rid, comment),
-        "override": lambda: promotion.approve(
+        "approve": lambda: approve(settings, registry, actor, rid, comment),
+        "override": lambda: approve(
             settings, registry, actor, rid, comment, override=True, justification=justification
         ),
-        "reject": lambda: promotion.reject(settings, registry, actor, rid, comment),
-        "cancel": lambda: promotion.cancel(settings, actor, rid, comment),
-        "retry_apply": lambda: promotion.retry_apply(settings, registry, actor, rid),
+        "reject": lambda: reject(settings, registry, actor, rid, comment),
+        "cancel": lambda: cancel(settings, actor, rid, comment),
+        "retry_apply": lambda: retry_apply(settings, registry, actor, rid),
     }
     with st.spinner("Working…"):
         _run(calls[pending.action])
@@ -145,7 +154,7 @@ def _confirm(settings: Settings, registry: Registry, actor: Actor, pending: Pend
 def _confirm_rollback(
     settings: Settings, registry: Registry, actor: Actor, pending: PendingAction
 ) -> None:
-    plan = promotion.plan_rollback(settings, registry, pending.model or "")
+    plan = plan_rollback(settings, registry, pending.model or "")
     move = f"{plan.model}: move {plan.alias} from v{plan.current_version} back to "
     st.markdown(f"**Roll back** {plain(move + f'v{plan.target_version}.')}")
     reason = st.text_area("Reason (required)", key="rollback_reason")
@@ -155,7 +164,7 @@ def _confirm_rollback(
         st.rerun()
     if confirm.button("Confirm rollback", key="rollback_confirm", type="primary"):
         with st.spinner("Moving the alias…"):
-            _run(lambda: promotion.rollback(settings, registry, actor, plan.model, reason))
+            _run(lambda: rollback(settings, registry, actor, plan.model, reason))
 
 
 def open_dialog(settings: Settings, registry: Registry, actor: Actor) -> None:

@@ -7,10 +7,10 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from mlops_core import decision_record
-from mlops_core.decision_record import DecisionRecord
-from mlops_core.gates import DRIFT_KIND, FAIRNESS_KIND, GateResult, summarize
-from mlops_core.promotion import RequestView
+from mlops_core.governance import decision_record
+from mlops_core.governance.decision_record import DecisionRecord
+from mlops_core.governance.gates import DRIFT_KIND, FAIRNESS_KIND, GateResult, summarize
+from mlops_core.governance.promotion.state import RequestView
 from ui.identity import _plain as plain
 
 STATUS_ICONS = {"passed": "✅", "failed": "❌", "not_evaluated": "⚠️"}

@@ -13,16 +13,16 @@ import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
 
-from mlops_core.charts import metric_history_figure, parallel_coordinates, scatter_figure
-from mlops_core.comparison import (
+from mlops_core.evidence.comparison import (
     Comparison,
     compare_runs,
     compare_versions,
     metric_histories,
 )
 from mlops_core.policy import Direction
-from mlops_core.registry import ExperimentInfo, RunPage
+from mlops_core.stores.registry import ExperimentInfo, RunPage
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry
+from ui.charts.comparison import metric_history_figure, parallel_coordinates, scatter_figure
 
 MISSING = "—"
 BEST_STYLE = "background-color: rgba(46, 160, 67, 0.25); font-weight: 600"

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import streamlit as st
 
 from mlops_core.config import Settings
-from mlops_core.fairness_evidence import model_policy
-from mlops_core.model_data import WindowChoice, window_choices
+from mlops_core.evidence.fairness_evidence import model_policy
 from mlops_core.policy import DriftPolicy, ModelPolicy
+from mlops_core.stores.model_data import WindowChoice, window_choices
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop
 
 CONFIGURED = "Configured source"

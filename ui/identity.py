@@ -13,11 +13,11 @@ from typing import Any
 
 import streamlit as st
 
-from mlops_core.access import actor_from_oidc, load_access, page_refusal
-from mlops_core.auth import authenticate, resolve_local_actor
 from mlops_core.config import Settings
 from mlops_core.errors import MlopsError, PermissionDenied
 from mlops_core.identity import Actor
+from mlops_core.people.access import actor_from_oidc, load_access, page_refusal
+from mlops_core.people.auth import authenticate, resolve_local_actor
 
 ACTOR_KEY = "actor"
 LOCAL_USERNAME_KEY = "signed_in_username"

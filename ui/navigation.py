@@ -1,4 +1,5 @@
-"""The panel's pages in navigation order; the role each needs lives in `mlops_core.access`."""
+"""The panel's pages in navigation order; the role each needs lives in
+`mlops_core.people.access`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from functools import partial
 
 import streamlit as st
 
-from mlops_core.access import allowed_pages
 from mlops_core.identity import Actor
+from mlops_core.people.access import allowed_pages
 from ui.identity import not_allowed_page
 
 

@@ -1,15 +1,6 @@
-"""One module per CLI command group; each exposes `register(subparsers)`."""
+"""Commands: `python -m mlops_core`, one module per command group, each with `register`.
 
-from mlops_core.commands import (
-    audit,
-    compare,
-    demo,
-    drift,
-    fairness,
-    gate,
-    models,
-    users,
-    workflow,
-)
-
-COMMAND_MODULES = [demo, models, users, compare, fairness, drift, gate, workflow, audit]
+`cli` builds the parser from the groups and turns core errors into one line and an exit
+code; `output` prints tables and JSON. Commands may import anything in `mlops_core`; nothing
+in `mlops_core` imports them, and they never import ui or streamlit.
+"""

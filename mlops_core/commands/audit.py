@@ -7,10 +7,10 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from mlops_core import audit
 from mlops_core.config import Settings
-from mlops_core.db import upgrade
 from mlops_core.errors import InvalidInput
+from mlops_core.stores import audit
+from mlops_core.stores.db import upgrade
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 
-from mlops_core.cli_format import table
-from mlops_core.comparison import Comparison, compare_runs, compare_versions, parse_id_list
+from mlops_core.commands.output import table
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
+from mlops_core.evidence.comparison import Comparison, compare_runs, compare_versions, parse_id_list
 from mlops_core.policy import load_policy
-from mlops_core.registry import Registry
+from mlops_core.stores.registry import Registry
 
 # Long params (feature lists) would push every other column off the screen; CSV keeps them.
 MAX_CELL = 40

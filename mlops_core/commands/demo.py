@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from mlops_core.config import Settings
-from mlops_core.db import upgrade
-from mlops_core.demo import run_demo
-from mlops_core.registry import Registry
+from mlops_core.demo.scenario import run_demo
+from mlops_core.stores.db import upgrade
+from mlops_core.stores.registry import Registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

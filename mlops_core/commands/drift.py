@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from mlops_core.cli_format import print_json, table
+from mlops_core.commands.output import print_json, table
 from mlops_core.config import Settings
-from mlops_core.drift import DriftOptions, DriftResult, compute_drift
 from mlops_core.errors import InvalidInput
-from mlops_core.monitoring import (
+from mlops_core.evidence.drift import DriftOptions, DriftResult, compute_drift
+from mlops_core.evidence.monitoring import (
     DriftCheck,
     check_model_drift,
     drift_report,
     log_drift_check,
 )
-from mlops_core.registry import Registry
-from mlops_core.sources import load_file
+from mlops_core.stores.registry import Registry
+from mlops_core.stores.sources import load_file
 
 EXIT_OK, EXIT_DRIFTED = 0, 1
 

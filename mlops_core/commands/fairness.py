@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 import math
 
-from mlops_core.cli_format import print_json, table
+from mlops_core.commands.output import print_json, table
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
-from mlops_core.fairness import (
+from mlops_core.evidence.fairness import (
     DISPARITY_METRICS,
     FairnessConfig,
     FairnessReport,
     GroupMetrics,
     evaluate_fairness,
 )
-from mlops_core.fairness_evidence import (
+from mlops_core.evidence.fairness_evidence import (
     FairnessEvidence,
     describe_check,
     fairness_for_version,
@@ -28,8 +28,8 @@ from mlops_core.fairness_evidence import (
     worst_check,
 )
 from mlops_core.policy import FairnessPolicy, load_policy
-from mlops_core.registry import Registry
-from mlops_core.sources import load_file
+from mlops_core.stores.registry import Registry
+from mlops_core.stores.sources import load_file
 
 EXIT_OK, EXIT_FAILED = 0, 1
 _DATA_ONLY = ("label", "pred", "score", "threshold", "max", "min_group_size")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from mlops_core.cli_format import print_json, table
+from mlops_core.commands.output import print_json, table
 from mlops_core.config import Settings
-from mlops_core.decision_record import gates_markdown
-from mlops_core.gates import evaluate_gates
-from mlops_core.registry import Registry
+from mlops_core.governance.decision_record import gates_markdown
+from mlops_core.governance.gates import evaluate_gates
+from mlops_core.stores.registry import Registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

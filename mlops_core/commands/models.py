@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from mlops_core.cli_format import print_json, table
+from mlops_core.commands.output import print_json, table
 from mlops_core.config import Settings
-from mlops_core.overview import model_overview
-from mlops_core.registry import DEFAULT_ALIAS, Registry
+from mlops_core.governance.overview import model_overview
+from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,12 +6,12 @@ import argparse
 import getpass
 import sys
 
-from mlops_core.auth import load_users, resolve_cli_actor
-from mlops_core.cli_format import print_json, table
+from mlops_core.commands.output import print_json, table
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.identity import ROLES
-from mlops_core.user_admin import manage_user
+from mlops_core.people.auth import load_users, resolve_cli_actor
+from mlops_core.people.user_admin import manage_user
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

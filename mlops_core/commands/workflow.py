@@ -14,14 +14,18 @@ from argparse import Namespace
 from collections.abc import Callable
 from dataclasses import asdict
 
-from mlops_core import promotion
-from mlops_core.auth import resolve_cli_actor
-from mlops_core.cli_format import print_json, table
+from mlops_core.commands.output import print_json, table
 from mlops_core.config import Settings
-from mlops_core.db import upgrade
+from mlops_core.governance.promotion.apply import retry_apply
+from mlops_core.governance.promotion.decide import approve, cancel, reject
+from mlops_core.governance.promotion.reconcile import accept_alias, reconcile
+from mlops_core.governance.promotion.rollback import rollback
+from mlops_core.governance.promotion.state import OPEN, STALE, RequestView, describe, list_requests
+from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.identity import Actor
-from mlops_core.promotion import RequestView
-from mlops_core.registry import Registry
+from mlops_core.people.auth import resolve_cli_actor
+from mlops_core.stores.db import upgrade
+from mlops_core.stores.registry import Registry
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 Handler = Callable[[Namespace, Settings, Actor, Registry], int]
@@ -97,20 +101,18 @@ def _outcome(view: RequestView, as_json: bool) -> int:
         print_json(view.to_dict())
     elif view.needs_retry:
         print(
-            f"error: {promotion.describe(view)} Retry: apply-retry --request {view.id}",
+            f"error: {describe(view)} Retry: apply-retry --request {view.id}",
             file=sys.stderr,
         )
     else:
-        print(promotion.describe(view))
+        print(describe(view))
     if view.needs_retry:
         return EXIT_ERROR
-    return EXIT_FAILED if view.status == promotion.STALE else EXIT_OK
+    return EXIT_FAILED if view.status == STALE else EXIT_OK
 
 
 def _request(args: Namespace, settings: Settings, actor: Actor, registry: Registry) -> int:
-    view = promotion.request_promotion(
-        settings, registry, actor, args.model, args.version, args.reason
-    )
+    view = request_promotion(settings, registry, actor, args.model, args.version, args.reason)
     if args.json:
         print_json({"id": view.id, "status": view.status, "gate_summary": view.gate_summary})
     else:
@@ -124,7 +126,7 @@ def _request(args: Namespace, settings: Settings, actor: Actor, registry: Regist
 
 
 def _approve(args: Namespace, settings: Settings, actor: Actor, registry: Registry) -> int:
-    view = promotion.approve(
+    view = approve(
         settings,
         registry,
         actor,
@@ -137,26 +139,24 @@ def _approve(args: Namespace, settings: Settings, actor: Actor, registry: Regist
 
 
 def _reject(args: Namespace, settings: Settings, actor: Actor, registry: Registry) -> int:
-    return _outcome(
-        promotion.reject(settings, registry, actor, args.request, args.comment), args.json
-    )
+    return _outcome(reject(settings, registry, actor, args.request, args.comment), args.json)
 
 
 def _cancel(args: Namespace, settings: Settings, actor: Actor, registry: Registry) -> int:
-    return _outcome(promotion.cancel(settings, actor, args.request, args.reason), args.json)
+    return _outcome(cancel(settings, actor, args.request, args.reason), args.json)
 
 
 def _retry(args: Namespace, settings: Settings, actor: Actor, registry: Registry) -> int:
-    return _outcome(promotion.retry_apply(settings, registry, actor, args.request), args.json)
+    return _outcome(retry_apply(settings, registry, actor, args.request), args.json)
 
 
 def _rollback(args: Namespace, settings: Settings, actor: Actor, registry: Registry) -> int:
-    view = promotion.rollback(settings, registry, actor, args.model, args.reason, args.alias)
+    view = rollback(settings, registry, actor, args.model, args.reason, args.alias)
     return _outcome(view, args.json)
 
 
 def _reconcile(args: Namespace, settings: Settings, actor: Actor | None, registry: Registry) -> int:
-    warnings = promotion.reconcile(settings, registry)
+    warnings = reconcile(settings, registry)
     if args.json:
         print_json([asdict(w) for w in warnings])
     elif warnings:
@@ -168,7 +168,7 @@ def _reconcile(args: Namespace, settings: Settings, actor: Actor | None, registr
 
 
 def _accept(args: Namespace, settings: Settings, actor: Actor, registry: Registry) -> int:
-    found = promotion.accept_alias(settings, registry, actor, args.model, args.alias, args.reason)
+    found = accept_alias(settings, registry, actor, args.model, args.alias, args.reason)
     if args.json:
         print_json({"model": args.model, "alias": args.alias, "version": found})
     else:
@@ -178,8 +178,8 @@ def _accept(args: Namespace, settings: Settings, actor: Actor, registry: Registr
 
 
 def _list(args: Namespace, settings: Settings, actor: Actor | None, registry: Registry) -> int:
-    statuses = promotion.OPEN if args.open else None
-    views = promotion.list_requests(settings, model=args.model, statuses=statuses)
+    statuses = OPEN if args.open else None
+    views = list_requests(settings, model=args.model, statuses=statuses)
     if args.json:
         print_json([v.to_dict() for v in views])
         return EXIT_OK

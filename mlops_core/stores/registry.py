@@ -101,7 +101,7 @@ class RunPage:
     next_page_token: str | None
 
 
-def _friendly(exc: Exception, uri: str) -> Exception:
+def mlflow_error_message(exc: Exception, uri: str) -> Exception:
     if isinstance(exc, RequestException) or (
         isinstance(exc, MlflowException) and "Max retries exceeded" in str(exc)
     ):
@@ -132,7 +132,7 @@ class Registry:
         try:
             yield
         except (MlflowException, RestException, RequestException) as exc:
-            raise _friendly(exc, self.tracking_uri) from None
+            raise mlflow_error_message(exc, self.tracking_uri) from None
 
     def _call(self, fn: Callable[[], T]) -> T:
         with self._calling():

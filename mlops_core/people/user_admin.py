@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mlops_core import audit
-from mlops_core.access import require_role
-from mlops_core.auth import LocalUser, add_or_update_user, load_users
 from mlops_core.config import Settings
-from mlops_core.db import upgrade
 from mlops_core.identity import Actor
+from mlops_core.people.access import require_role
+from mlops_core.people.auth import LocalUser, add_or_update_user, load_users
+from mlops_core.stores import audit
+from mlops_core.stores.db import upgrade
 
 # Whoever can write the data folder of a fresh install creates its first account.
 BOOTSTRAP = Actor(username="data-folder-owner", roles=frozenset({"admin"}), auth_method="cli")

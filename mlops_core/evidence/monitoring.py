@@ -28,7 +28,8 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 
 from mlops_core.config import Settings
-from mlops_core.drift import (
+from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
+from mlops_core.evidence.drift import (
     EVIDENTLY_REPORT_SAMPLE,
     DriftOptions,
     DriftResult,
@@ -36,19 +37,17 @@ from mlops_core.drift import (
     compute_drift,
     evidently_report,
 )
-from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
-from mlops_core.model_data import (
+from mlops_core.policy import DriftPolicy, ModelPolicy, load_policy
+from mlops_core.stores.model_data import (
     current_bounds,
     drift_columns,
-    drift_options,
     latest_window,
     load_current,
     load_reference,
     window_choices,
 )
-from mlops_core.policy import DriftPolicy, ModelPolicy, load_policy
-from mlops_core.registry import Registry, VersionInfo
-from mlops_core.sources import LoadedData
+from mlops_core.stores.registry import Registry, VersionInfo
+from mlops_core.stores.sources import LoadedData
 
 EXPERIMENT_PREFIX = "monitoring/"
 DRIFTED_TAG = "mlops.drift.drifted"
@@ -57,7 +56,6 @@ KIND_TAG = "mlops.monitoring"
 COLUMN_METRIC_PREFIX = "drift."
 ARTIFACT_DIR = "drift"
 # The demo's history is seeded for every window; a small report keeps `demo` quick.
-DEMO_REPORT_SAMPLE = 2_000
 # MLflow params hold at most 6,000 characters; descriptions are cut well before that.
 MAX_PARAM_CHARS = 500
 HISTORY_PAGE_SIZE = 500
@@ -119,6 +117,19 @@ class DriftStatus:
         if self.window_start and self.window_end:
             window = f", window {self.window_start:%Y-%m-%d} to {self.window_end:%Y-%m-%d}"
         return f"{word}: {self.drift_share:.0%} of columns drifted{columns}{window}"
+
+
+def drift_options(
+    policy: ModelPolicy, columns: list[str], sample_size: int | None = None
+) -> DriftOptions:
+    """The policy's drift settings; `sample_size` overrides its rows per side."""
+    drift = policy.drift or DriftPolicy()
+    return DriftOptions(
+        columns=columns,
+        method=drift.method,
+        drift_share=drift.column_drift_share,
+        sample_size=drift.sample_size if sample_size is None else sample_size,
+    )
 
 
 def monitoring_experiment(model: str) -> str:
@@ -391,28 +402,3 @@ def _monitoring_runs(registry: Registry, model: str) -> pd.DataFrame:
 
 
 # --- demo -----------------------------------------------------------------------------------
-
-
-def seed_drift_history(settings: Settings, models: list[str] | None = None) -> list[str]:
-    """One logged check per weekly window of each model's current data against the
-    champion's reference; windows already in the history are skipped."""
-    installed = settings.data_dir / "policy.toml"
-    if settings.policy_file is None and installed.is_file():
-        # run_demo's settings predate the example policy it installs in the data folder.
-        settings = replace(settings, policy_file=installed)
-    registry = Registry(settings.tracking_uri)
-    policy = load_policy(settings.policy_file)
-    if models is None:
-        models = [
-            m.name for m in registry.list_models() if policy.for_model(m.name).data.has_current
-        ]
-    added = []
-    for model in models:
-        logged = set(drift_history(registry, model)["window_start"])
-        for window in model_windows(settings, model):
-            if pd.Timestamp(window[0]) in logged:
-                continue
-            check = check_model_drift(settings, registry, model, window=window)
-            log_drift_check(settings, registry, check, drift_report(check, DEMO_REPORT_SAMPLE))
-            added.append(f"drift check of {model} for the week of {window[0]:%Y-%m-%d}")
-    return added

@@ -8,8 +8,8 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mlops_core.fairness import DISPARITY_METRICS, FeatureResult, GroupMetrics
-from mlops_core.fairness_evidence import DisparityDelta
+from mlops_core.evidence.fairness import DISPARITY_METRICS, FeatureResult, GroupMetrics
+from mlops_core.evidence.fairness_evidence import DisparityDelta
 
 RATE_TITLES = {
     "selection_rate": "Selection rate",

@@ -1,7 +1,8 @@
 """Plotly figures for comparing runs and model versions.
 
-Each takes the frames `mlops_core.comparison` returns: `Comparison.frame()` (one row per run
-with `label`, `params.*` and `metrics.*` columns) or `metric_histories` (label, step, value).
+Each takes the frames `mlops_core.evidence.comparison` returns: `Comparison.frame()` (one row
+per run with `label`, `params.*` and `metrics.*` columns) or `metric_histories` (label, step,
+value).
 """
 
 from __future__ import annotations

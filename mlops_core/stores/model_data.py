@@ -15,11 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from mlops_core.config import Settings
-from mlops_core.drift import DriftOptions
 from mlops_core.errors import ConfigError, InvalidInput, NotFound
 from mlops_core.policy import DataSources, DriftPolicy, ModelPolicy
-from mlops_core.registry import Registry, VersionInfo
-from mlops_core.sources import (
+from mlops_core.stores.registry import Registry, VersionInfo
+from mlops_core.stores.sources import (
     LoadedData,
     as_loaded,
     load_file,
@@ -160,19 +159,6 @@ def drift_columns(policy: ModelPolicy, reference: pd.DataFrame, current: pd.Data
     if not columns:
         raise InvalidInput("The reference and the current data have no column in common.")
     return columns
-
-
-def drift_options(
-    policy: ModelPolicy, columns: list[str], sample_size: int | None = None
-) -> DriftOptions:
-    """The policy's drift settings; `sample_size` overrides its rows per side."""
-    drift = policy.drift or DriftPolicy()
-    return DriftOptions(
-        columns=columns,
-        method=drift.method,
-        drift_share=drift.column_drift_share,
-        sample_size=drift.sample_size if sample_size is None else sample_size,
-    )
 
 
 def _require_current(data: DataSources) -> None:

@@ -63,7 +63,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mlops_core.drift_stattests import (
+from mlops_core.errors import InvalidInput
+from mlops_core.evidence.drift_stattests import (
     STAT_TESTS,
     CategoricalColumn,
     Column,
@@ -72,7 +73,6 @@ from mlops_core.drift_stattests import (
     StatTest,
     default_method,
 )
-from mlops_core.errors import InvalidInput
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot

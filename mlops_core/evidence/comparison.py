@@ -15,7 +15,13 @@ import pandas as pd
 
 from mlops_core.errors import InvalidInput
 from mlops_core.policy import Direction, ModelPolicy, Policy, metric_direction
-from mlops_core.registry import ALIAS_CHANGED_TAG, ModelSummary, Registry, RunDetail, VersionInfo
+from mlops_core.stores.registry import (
+    ALIAS_CHANGED_TAG,
+    ModelSummary,
+    Registry,
+    RunDetail,
+    VersionInfo,
+)
 
 MIN_COMPARED, MAX_COMPARED = 2, 10
 RUN_ATTRIBUTES = ("start_time", "run_name", "status")

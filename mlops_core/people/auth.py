@@ -33,11 +33,11 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mlops_core.access import load_access, roles_for
 from mlops_core.config import Settings
-from mlops_core.db import SignInFailure, session_factory, utcnow
 from mlops_core.errors import ConfigError, InvalidInput, PermissionDenied
 from mlops_core.identity import ROLES, Actor
+from mlops_core.people.access import load_access, roles_for
+from mlops_core.stores.db import SignInFailure, session_factory, utcnow
 
 # scrypt cost: about 16 MiB and some tens of milliseconds per check, which makes guessing
 # slow while a sign-in stays instant. The parameters are stored with each hash, so raising

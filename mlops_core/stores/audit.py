@@ -28,8 +28,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mlops_core.db import AuditEvent, session_factory, utcnow
 from mlops_core.identity import Actor
+from mlops_core.stores.db import AuditEvent, session_factory, utcnow
 
 GENESIS_HASH = "0" * 64
 CHAIN_ATTEMPTS = 8

@@ -17,7 +17,7 @@ import json
 import math
 import re
 import tempfile
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -30,9 +30,8 @@ from mlflow.exceptions import MlflowException
 from requests.exceptions import RequestException
 
 from mlops_core.config import Settings
-from mlops_core.demo_data import SPECS
 from mlops_core.errors import InvalidInput, MlopsError, NotFound, RegistryUnavailable
-from mlops_core.fairness import (
+from mlops_core.evidence.fairness import (
     DISPARITY_METRICS,
     INTERSECTION_SEPARATOR,
     MINIMUM_METRICS,
@@ -41,10 +40,10 @@ from mlops_core.fairness import (
     FairnessReport,
     evaluate_fairness,
 )
-from mlops_core.model_data import load_data_location
 from mlops_core.policy import Direction, FairnessPolicy, ModelPolicy, load_policy
-from mlops_core.registry import Registry, VersionInfo, _friendly
-from mlops_core.sources import LoadedData
+from mlops_core.stores.model_data import load_data_location
+from mlops_core.stores.registry import Registry, VersionInfo, mlflow_error_message
+from mlops_core.stores.sources import LoadedData
 
 REPORT_DIR = "fairness"
 REPORT_FILE = "report.json"
@@ -173,7 +172,7 @@ def _storing(registry: Registry, run_id: str) -> Iterator[None]:
     try:
         yield
     except (MlflowException, RequestException) as exc:
-        raise _friendly(exc, registry.tracking_uri) from None
+        raise mlflow_error_message(exc, registry.tracking_uri) from None
     except OSError as exc:
         # A local artifact store reports a full disk or a read-only folder this way.
         raise RegistryUnavailable(
@@ -276,24 +275,6 @@ def record_fairness_evidence(
     evidence = fairness_for_version(settings, registry, model, found.version, recompute=True)
     log_fairness_evidence(registry, found.run_id, evidence.report)
     return evidence
-
-
-def seed_fairness_evidence(settings: Settings, models: Iterable[str] | None = None) -> list[str]:
-    """Store evidence for every version of the demo models whose run has none yet."""
-    installed = settings.data_dir / "policy.toml"
-    if settings.policy_file is None and installed.is_file():
-        # run_demo's settings predate the example policy it installs in the data folder,
-        # and evidence computed without its thresholds would never match the policy.
-        settings = replace(settings, policy_file=installed)
-    registry = Registry(settings.tracking_uri)
-    added = []
-    for model in models if models is not None else [spec.name for spec in SPECS]:
-        for version in registry.list_versions(model):
-            if version.run_id is None or has_stored_report(registry, version.run_id):
-                continue
-            record_fairness_evidence(settings, registry, model, version.version)
-            added.append(f"fairness evidence for {model} v{version.version}")
-    return added
 
 
 # --- status for the overview ----------------------------------------------------------------

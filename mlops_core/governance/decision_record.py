@@ -16,15 +16,15 @@ from datetime import datetime
 
 import pandas as pd
 
-from mlops_core import audit
-from mlops_core.comparison import TOLERANCE_SLACK, metric_deltas
 from mlops_core.config import Settings
-from mlops_core.db import utcnow
 from mlops_core.errors import MlopsError
-from mlops_core.gates import GateResult, summarize
+from mlops_core.evidence.comparison import TOLERANCE_SLACK, metric_deltas
+from mlops_core.governance.gates import GateResult, summarize
+from mlops_core.governance.promotion.state import RequestView, get_request
 from mlops_core.policy import Policy, load_policy
-from mlops_core.promotion import RequestView, get_request
-from mlops_core.registry import Registry
+from mlops_core.stores import audit
+from mlops_core.stores.db import utcnow
+from mlops_core.stores.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from mlflow.types import DataType, Schema
 from requests.exceptions import RequestException
 
 from mlops_core.errors import InvalidInput, NotFound
-from mlops_core.registry import _friendly
+from mlops_core.stores.registry import mlflow_error_message
 
 ProblemKind = Literal["missing_column", "unexpected_column", "wrong_type", "unexpected_nulls"]
 SignatureInputs = Schema | Sequence[tuple[str, str] | tuple[str, str, bool]]
@@ -147,7 +147,7 @@ def signature_inputs_for_version(
             raise NotFound(
                 f"Model {model_name!r} has no version {version}, or its files are missing."
             ) from None
-        raise _friendly(exc, client.tracking_uri) from None
+        raise mlflow_error_message(exc, client.tracking_uri) from None
     if signature is None or signature.inputs is None:
         raise NotFound(f"Version {version} of {model_name!r} was logged without a signature.")
     return [(s.name, s.type, s.required) for s in input_specs(signature.inputs)]

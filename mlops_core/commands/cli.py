@@ -14,11 +14,22 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from mlops_core.commands import COMMAND_MODULES
+from mlops_core.commands import (
+    audit,
+    compare,
+    demo,
+    drift,
+    fairness,
+    gate,
+    models,
+    users,
+    workflow,
+)
 from mlops_core.config import load_settings
 from mlops_core.errors import MlopsError
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+COMMAND_MODULES = [demo, models, users, compare, fairness, drift, gate, workflow, audit]
 
 
 def build_parser() -> argparse.ArgumentParser:

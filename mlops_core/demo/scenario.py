@@ -41,14 +41,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlalchemy import inspect
 
-from mlops_core.auth import create_demo_accounts
 from mlops_core.config import Settings
-from mlops_core.db import get_engine
-from mlops_core.demo_data import SENSITIVE, SPECS, ModelSpec
-from mlops_core.fairness_evidence import seed_fairness_evidence
-from mlops_core.monitoring import seed_drift_history
+from mlops_core.demo.data import SENSITIVE, SPECS, ModelSpec
+from mlops_core.demo.evidence import seed_drift_history, seed_fairness_evidence
+from mlops_core.people.auth import create_demo_accounts
 from mlops_core.policy import EXAMPLE_POLICY
-from mlops_core.registry import DEFAULT_ALIAS, Registry
+from mlops_core.stores.db import get_engine
+from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
 
 SEED = 20260105
 TRAIN_ROWS = 8000

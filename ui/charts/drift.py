@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mlops_core.drift import infer_column_type
-from mlops_core.drift_stattests import Kind
 from mlops_core.errors import InvalidInput
+from mlops_core.evidence.drift import infer_column_type
+from mlops_core.evidence.drift_stattests import Kind
 
 # More categories than this would make unreadable bars; the rarest are pooled.
 MAX_CATEGORIES = 20

@@ -43,7 +43,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchT
 from sqlalchemy.sql import ColumnElement, Executable, FromClause, Select
 
 from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
-from mlops_core.registry import _friendly
+from mlops_core.stores.registry import mlflow_error_message
 
 DEFAULT_UPLOAD_MAX_BYTES = 200 * 1024 * 1024
 PARQUET_MAGIC = b"PAR1"
@@ -471,7 +471,7 @@ def load_run_artifact_frame(
                 raise NotFound(
                     f"Run {run_id} has no artifact {artifact_path!r} (or the run does not exist)."
                 ) from None
-            raise _friendly(exc, client.tracking_uri) from None
+            raise mlflow_error_message(exc, client.tracking_uri) from None
         if Path(local).is_dir():
             raise InvalidInput(
                 f"Artifact {artifact_path!r} of run {run_id} is a folder, not a CSV/Parquet file."

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from mlops_core.registry import DEFAULT_ALIAS, Registry, VersionInfo
+from mlops_core.stores.registry import DEFAULT_ALIAS, Registry, VersionInfo
 
 KEY_METRIC = "roc_auc"
 

@@ -4,7 +4,7 @@ Each result says passed, failed or not evaluated (with the reason), the observed
 the threshold and where the evidence came from. A gate whose evidence cannot be had - an
 artifact that is missing, a data source that is not configured, a computation that
 failed - is "not evaluated", never passed: for approval it blocks exactly like a
-failure, and only an admin may override it (see `mlops_core.promotion`).
+failure, and only an admin may override it (see `mlops_core.governance.promotion`).
 
 Gates, in the order they are reported:
 - `min <metric>`: the candidate's metric (from its run) is at least the minimum, or at
@@ -27,18 +27,18 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from mlops_core.audit import json_safe
-from mlops_core.comparison import TOLERANCE_SLACK, metric_deltas
 from mlops_core.config import Settings
-from mlops_core.db import utcnow
-from mlops_core.drift import DriftOptions, compute_drift
 from mlops_core.errors import ConfigError, InvalidInput, MlopsError, NotFound
-from mlops_core.fairness_evidence import fairness_for_version
-from mlops_core.model_data import load_data_location
+from mlops_core.evidence.comparison import TOLERANCE_SLACK, metric_deltas
+from mlops_core.evidence.drift import DriftOptions, compute_drift
+from mlops_core.evidence.fairness_evidence import fairness_for_version
+from mlops_core.evidence.schema_check import check_schema, signature_inputs_for_version
 from mlops_core.policy import ModelPolicy, Policy, load_policy
-from mlops_core.registry import Registry, RunDetail, VersionInfo
-from mlops_core.schema_check import check_schema, signature_inputs_for_version
-from mlops_core.sources import as_loaded, load_file, load_sql_window, sql_time_bounds
+from mlops_core.stores.audit import json_safe
+from mlops_core.stores.db import utcnow
+from mlops_core.stores.model_data import load_data_location
+from mlops_core.stores.registry import Registry, RunDetail, VersionInfo
+from mlops_core.stores.sources import as_loaded, load_file, load_sql_window, sql_time_bounds
 
 Status = Literal["passed", "failed", "not_evaluated"]
 PASSED: Status = "passed"
