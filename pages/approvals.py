@@ -10,8 +10,11 @@ from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.people.access import holds_role
 from ui import approvals_actions as actions
 from ui import approvals_views as views
-from ui.app_state import ensure_schema, or_stop, registry, settings
-from ui.identity import current_actor
+from ui.app_state import or_stop, registry, settings
+from ui.identity import require_page
+
+current = settings()
+actor = require_page(current, "approvals")
 
 NOW_KEY = "approvals_gates_now"
 
@@ -21,12 +24,6 @@ st.caption(
     "person approves. Gates are checked at request time and again at each decision."
 )
 
-current = settings()
-# The panel database is the page's own store; cached, so this costs nothing after once.
-ensure_schema(current)
-actor = or_stop(current_actor, current)
-if actor is None:
-    st.stop()
 mlflow = registry(current.tracking_uri)
 actions.show_flash()
 

@@ -7,8 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from mlops_core.stores import audit
-from ui.app_state import ensure_schema, or_stop, settings
+from ui.app_state import or_stop, settings
 from ui.identity import _plain as plain
+from ui.identity import require_page
+
+current = settings()
+require_page(current, "audit")
 
 ANY = "(any)"
 # The table shows the newest events; the CSV export has them all.
@@ -20,9 +24,6 @@ st.caption(
     "edited, inserted or deleted event breaks the chain from that point on."
 )
 
-current = settings()
-# The panel database is the page's own store; cached, so this costs nothing after once.
-ensure_schema(current)
 status = or_stop(audit.verify, current.db_url)
 if status.ok:
     st.success(plain(status.summary))

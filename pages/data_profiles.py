@@ -34,6 +34,10 @@ from mlops_core.stores.model_data import (
 from mlops_core.stores.sources import LoadedData, as_loaded, read_table_file
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
 from ui.data_selection import select_data
+from ui.identity import require_page
+
+current = settings()
+require_page(current, "data_profiles")
 
 SUMMARY_KEY = "profile_summary_for"
 SHOWN_STATS = [
@@ -141,7 +145,6 @@ st.caption(
     "current data checked against the version's signature and for freshness."
 )
 
-current = settings()
 selection = select_data(
     current,
     "profile",

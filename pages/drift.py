@@ -26,6 +26,10 @@ from mlops_core.stores.sources import as_loaded, read_table_file
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
 from ui.charts.drift import distribution_figure
 from ui.data_selection import select_data
+from ui.identity import require_page
+
+current = settings()
+require_page(current, "drift")
 
 SCORE = st.column_config.NumberColumn(format="%.4f")
 REPORT_KEY = "drift_report_for"
@@ -125,7 +129,6 @@ st.caption(
     "column by column (Evidently's DataDriftPreset statistics)."
 )
 
-current = settings()
 selection = select_data(
     current,
     "drift",

@@ -30,6 +30,10 @@ from ui.comparison_view import (
     cached_runs_page,
     render_comparison,
 )
+from ui.identity import require_page
+
+current = settings()
+require_page(current, "experiments")
 
 PAGE_SIZES = [10, 25, 50, 100, 200]
 SELECTION = "runs"
@@ -174,7 +178,6 @@ st.caption(
     "and compare them below. " + REFRESH_HINT
 )
 
-current = settings()
 policy = or_stop(load_policy, current.policy_file)
 experiments = or_stop(cached_experiments, current.tracking_uri)
 if not experiments:

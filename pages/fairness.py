@@ -21,6 +21,10 @@ from mlops_core.evidence.fairness_evidence import (
 )
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
 from ui.charts.fairness import comparison_figure, disparity_figure, group_rates_figure
+from ui.identity import require_page
+
+current = settings()
+require_page(current, "fairness")
 
 STORED = "Stored in MLflow"
 RECOMPUTE = "Recompute from the evaluation set"
@@ -89,7 +93,6 @@ st.caption(
     "rates per group and the disparities the promotion policy limits."
 )
 
-current = settings()
 entries = or_stop(cached_overview, current.tracking_uri)
 if not entries:
     st.info("No registered models yet. Run `python -m mlops_core demo` to load the demo scenario.")

@@ -28,6 +28,10 @@ from ui.comparison_view import (
     cached_version_comparison,
     render_comparison,
 )
+from ui.identity import require_page
+
+current = settings()
+require_page(current, "models")
 
 PASS_STYLE = "background-color: rgba(46, 160, 67, 0.25)"
 FAIL_STYLE = "background-color: rgba(248, 81, 73, 0.3)"
@@ -69,7 +73,6 @@ def verdict_styles(deltas: pd.DataFrame) -> Styler:
 st.title("Models")
 st.caption("Registered models, their versions and where each comes from. " + REFRESH_HINT)
 
-current = settings()
 policy = or_stop(load_policy, current.policy_file)
 models = or_stop(cached_models, current.tracking_uri, policy.defaults.alias)
 if not models:

@@ -9,7 +9,10 @@ from mlops_core.governance.promotion.reconcile import reconcile
 from mlops_core.governance.promotion.state import open_requests
 from mlops_core.people.access import page_refusal
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
-from ui.identity import current_actor
+from ui.identity import require_page
+
+current = settings()
+actor = require_page(current, "overview")
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner=False)
@@ -29,7 +32,6 @@ st.caption(
     "requests waiting for a decision. Metrics come from the champion's training run in MLflow."
 )
 
-current = settings()
 entries = or_stop(cached_overview, current.tracking_uri)
 if not entries:
     st.info(
@@ -105,5 +107,5 @@ else:
         hide_index=True,
         width="stretch",
     )
-    if page_refusal(or_stop(current_actor, current), "approvals") is None:
+    if page_refusal(actor, "approvals") is None:
         st.page_link("pages/approvals.py", label="Review them on the Approvals page", icon="✅")

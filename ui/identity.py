@@ -18,6 +18,7 @@ from mlops_core.errors import MlopsError, PermissionDenied
 from mlops_core.identity import Actor
 from mlops_core.people.access import actor_from_oidc, load_access, page_refusal
 from mlops_core.people.auth import authenticate, resolve_local_actor
+from ui.app_state import ensure_schema
 
 ACTOR_KEY = "actor"
 LOCAL_USERNAME_KEY = "signed_in_username"
@@ -139,3 +140,26 @@ def no_roles_page(actor: Actor) -> None:
         f"You are signed in as {_plain(actor.label)}, but no role is granted to you. "
         "Ask an admin to add you to the access file (access.toml)."
     )
+
+
+def require_page(settings: Settings, page: str) -> Actor:
+    """The guard at the top of every page: the signed-in actor, if their roles open `page`.
+
+    Streamlit serves the files in pages/ on their own until app.py has built the navigation
+    once after a restart, so a page must never trust that app.py ran before it: without a
+    signed-in actor holding the page's role, it stops here before reading anything.
+    """
+    ensure_schema(settings)
+    try:
+        actor = current_actor(settings)
+    except MlopsError as exc:
+        st.error(_plain(str(exc)))
+        st.stop()
+    refusal = page_refusal(actor, page)
+    if refusal is not None:
+        st.title("Sign in" if actor is None else "Not allowed")
+        st.error(_plain(refusal))
+        if actor is None:
+            st.markdown("[Open the sign-in page](/)")
+        st.stop()
+    return actor
