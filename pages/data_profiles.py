@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
-import streamlit.components.v1 as components
 
 from mlops_core.config import Settings
 from mlops_core.evidence.fairness_evidence import model_policy
@@ -35,6 +34,7 @@ from mlops_core.stores.sources import LoadedData, as_loaded, read_table_file
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
 from ui.data_selection import select_data
 from ui.identity import require_page
+from ui.reports import show_report
 
 current = settings()
 require_page(current, "data_profiles")
@@ -221,4 +221,4 @@ if st.session_state.get(SUMMARY_KEY) == key:
         file_name=f"profile-{model}-v{version}.html",
         mime="text/html",
     )
-    components.html(summary["html"], height=900, scrolling=True)
+    show_report(summary["html"])

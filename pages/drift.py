@@ -9,7 +9,6 @@ import io
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-import streamlit.components.v1 as components
 
 from mlops_core.config import Settings
 from mlops_core.errors import MlopsError
@@ -27,6 +26,7 @@ from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
 from ui.charts.drift import distribution_figure
 from ui.data_selection import select_data
 from ui.identity import require_page
+from ui.reports import show_report
 
 current = settings()
 require_page(current, "drift")
@@ -218,6 +218,6 @@ if st.session_state.get(REPORT_KEY) == key:
         file_name=f"drift-{model}-v{check.reference_version}.html",
         mime="text/html",
     )
-    components.html(artifacts.html, height=900, scrolling=True)
+    show_report(artifacts.html)
 
 _history_section(current, model, check.max_drift_share)

@@ -76,15 +76,15 @@ def running(
 
 
 @contextmanager
-def streamlit_app(env: dict[str, str]) -> Iterator[str]:
-    """`streamlit run app.py` on a free port; yields its base URL once it is healthy."""
+def streamlit_app(env: dict[str, str], script: str = "app.py") -> Iterator[str]:
+    """`streamlit run <script>` on a free port; yields its base URL once it is healthy."""
     port = free_port()
     command = [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        "app.py",
+        script,
         "--server.headless",
         "true",
         "--server.port",

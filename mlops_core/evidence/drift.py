@@ -73,6 +73,7 @@ from mlops_core.evidence.drift_stattests import (
     StatTest,
     default_method,
 )
+from mlops_core.evidence.report_safety import harden_report
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -325,7 +326,7 @@ def evidently_report(
     snapshot, plan, _, _ = _run_evidently(reference, current, options)
     n_reference, n_current = plan.prepared.n_rows, len(plan.current)
     return EvidentlyArtifacts(
-        html=snapshot.get_html_str(as_iframe=False),
+        html=harden_report(snapshot.get_html_str(as_iframe=False)),
         snapshot_json=snapshot.json(),
         sample_size_used=max(n_reference, n_current),
         n_reference=n_reference,

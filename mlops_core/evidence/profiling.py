@@ -21,6 +21,7 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataSummaryPreset
 
 from mlops_core.errors import InvalidInput
+from mlops_core.evidence.report_safety import harden_report
 
 ColumnType = Literal["numeric", "categorical", "datetime", "boolean"]
 PROFILE_COLUMNS = [
@@ -170,7 +171,7 @@ def evidently_summary(
         summary["reference_columns"] = reference_values["columns"]
         summary["reference_sample_rows"] = len(reference)
     if include_html:
-        summary["html"] = snapshot.get_html_str(as_iframe=False)
+        summary["html"] = harden_report(snapshot.get_html_str(as_iframe=False))
     return summary
 
 
