@@ -66,8 +66,7 @@ def harden_report(html: str) -> str:
     """The report with its data HTML-safe, a no-network CSP and a note that it holds data."""
     safe = _reencode_data(html)
     head = (
-        f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">'
-        f"<!-- {DATA_WARNING} -->"
+        f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}"><!-- {DATA_WARNING} -->'
     )
     banner = (
         '<div role="note" style="font:14px sans-serif;background:#fff4e5;color:#663c00;'
