@@ -12,6 +12,7 @@ from ui import approvals_actions as actions
 from ui import approvals_views as views
 from ui.app_state import or_stop, registry, settings
 from ui.identity import require_page
+from ui.text import plain
 
 current = settings()
 actor = require_page(current, "approvals")
@@ -140,7 +141,7 @@ with rollback:
         if model:
             plan = or_stop(plan_rollback, current, mlflow, model)
             if plan.refusal:
-                st.info(plan.refusal)
+                st.info(plain(plan.refusal))
             else:
                 st.text(
                     f"{plan.alias} points at v{plan.current_version}, set by request "

@@ -8,8 +8,8 @@ import streamlit as st
 
 from mlops_core.stores import audit
 from ui.app_state import or_stop, settings
-from ui.identity import _plain as plain
 from ui.identity import require_page
+from ui.text import plain
 
 current = settings()
 require_page(current, "audit")

@@ -27,6 +27,7 @@ from ui.charts.drift import distribution_figure
 from ui.data_selection import select_data
 from ui.identity import require_page
 from ui.reports import show_report
+from ui.text import plain
 
 current = settings()
 require_page(current, "drift")
@@ -161,7 +162,7 @@ st.dataframe(
     column_config={"score": SCORE},
 )
 for skipped in result.skipped:
-    st.caption(f"Skipped {skipped.column}: {skipped.reason}")
+    st.caption(plain(f"Skipped {skipped.column}: {skipped.reason}"))
 
 compared = {c.column: c for c in result.columns}
 column = st.selectbox("Distribution of", list(compared), key="drift_column")
@@ -203,10 +204,10 @@ if logged:
         artifacts = _report(key, check, report_rows)
         run_id = log_drift_check(current, registry(current.tracking_uri), check, artifacts)
     except MlopsError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
     else:
         _history.clear()
-        st.success(f"Logged as run {run_id} of MLflow experiment monitoring/{model}.")
+        st.success(plain(f"Logged as run {run_id} of MLflow experiment monitoring/{model}."))
 if st.session_state.get(REPORT_KEY) == key:
     artifacts = or_stop(_report, key, check, report_rows)
     st.caption(

@@ -31,6 +31,7 @@ from ui.comparison_view import (
     render_comparison,
 )
 from ui.identity import require_page
+from ui.text import plain
 
 current = settings()
 require_page(current, "experiments")
@@ -66,8 +67,11 @@ def fetch(tracking_uri: str, query: tuple, token: str | None) -> RunPage | None:
     try:
         return cached_runs_page(tracking_uri, *query, token)
     except InvalidInput as exc:
-        st.error(f"This filter is not valid: {exc}")
-        st.caption(f"Example of a valid filter: `{FILTER_EXAMPLE}`")
+        # Shown as code: a filter is text a person typed, never a link or Markdown.
+        st.error("This filter is not valid:")
+        st.code(str(exc), language=None, wrap_lines=True)
+        st.caption("Example of a valid filter:")
+        st.code(FILTER_EXAMPLE, language=None)
         return None
 
 
@@ -216,7 +220,7 @@ else:
 
 st.subheader("Comparison")
 if NOTICE in st.session_state:
-    st.warning(st.session_state.pop(NOTICE))
+    st.warning(plain(st.session_state.pop(NOTICE)))
 if len(selection) < MIN_COMPARED:
     st.info(f"Tick {MIN_COMPARED} to {MAX_COMPARED} runs in the table to compare them.")
     st.stop()

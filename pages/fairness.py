@@ -22,6 +22,7 @@ from mlops_core.evidence.fairness_evidence import (
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
 from ui.charts.fairness import comparison_figure, disparity_figure, group_rates_figure
 from ui.identity import require_page
+from ui.text import plain
 
 current = settings()
 require_page(current, "fairness")
@@ -72,7 +73,7 @@ def _groups_frame(feature: FeatureResult, report: FairnessReport) -> pd.DataFram
 
 
 def _show_feature(feature: FeatureResult, report: FairnessReport) -> None:
-    st.markdown(f"**{feature.name}**: {VERDICT[feature.passed]}")
+    st.markdown(f"**{plain(feature.name)}**: {VERDICT[feature.passed]}")
     st.dataframe(
         _checks_frame(feature), hide_index=True, width="stretch", column_config={"value": RATE}
     )
@@ -103,7 +104,7 @@ left, middle, right = st.columns(3)
 model = left.selectbox("Model", list(models), key="model", bind="query-params")
 versions = models[model].versions
 if not versions:
-    st.info(f"{model} has no versions yet.")
+    st.info(plain(f"{model} has no versions yet."))
     st.stop()
 # Plain numbers, so that ?version=2 in a link selects version 2 (aliases move).
 version = middle.selectbox(
@@ -157,7 +158,9 @@ if report.notes:
 st.subheader("Against the champion")
 comparison = review.comparison
 if review.champion_problem:
-    st.warning(f"The champion could not be evaluated for comparison. {review.champion_problem}")
+    st.warning(
+        plain(f"The champion could not be evaluated for comparison. {review.champion_problem}")
+    )
 elif comparison is None:
     st.caption(
         f"v{review.version} is the champion."

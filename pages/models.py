@@ -29,6 +29,7 @@ from ui.comparison_view import (
     render_comparison,
 )
 from ui.identity import require_page
+from ui.text import plain
 
 current = settings()
 require_page(current, "models")
@@ -106,7 +107,7 @@ if summary.description:
 versions = or_stop(cached_versions, current.tracking_uri, name, tuple(key_metrics(model_policy)))
 numbers = versions["version"].tolist()
 if not numbers:
-    st.info(f"{name} has no versions yet.")
+    st.info(plain(f"{name} has no versions yet."))
     st.stop()
 label = {v: f"v{v}" for v in numbers}
 
@@ -173,7 +174,9 @@ with champion_tab:
     )
     result = or_stop(cached_candidate, current.tracking_uri, name, candidate, policy)
     if result.champion is None:
-        st.warning(f"{name} has no {result.alias} alias yet: there is nothing to compare with.")
+        st.warning(
+            plain(f"{name} has no {result.alias} alias yet: there is nothing to compare with.")
+        )
     else:
         st.caption(
             f"v{candidate} against {result.alias} v{result.champion.version}. Thresholds from "

@@ -10,6 +10,7 @@ from mlops_core.governance.promotion.state import open_requests
 from mlops_core.people.access import page_refusal
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
 from ui.identity import require_page
+from ui.text import plain
 
 current = settings()
 actor = require_page(current, "overview")
@@ -41,7 +42,7 @@ if not entries:
     st.stop()
 
 for warning in or_stop(reconcile, current, registry(current.tracking_uri)):
-    st.warning(warning.message, icon="⚠️")
+    st.warning(plain(warning.message), icon="⚠️")
 
 
 def _fairness(model: str, version: str | None) -> str:
@@ -81,7 +82,7 @@ st.dataframe(
 )
 without_champion = [e.name for e in entries if e.champion_version is None]
 if without_champion:
-    st.warning("No champion alias set for: " + ", ".join(without_champion))
+    st.warning(plain("No champion alias set for: " + ", ".join(without_champion)))
 
 st.subheader("Open promotion requests")
 pending = or_stop(open_requests, current)

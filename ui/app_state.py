@@ -12,6 +12,7 @@ from mlops_core.errors import MlopsError
 from mlops_core.governance.overview import ModelOverview, model_overview
 from mlops_core.stores import db
 from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
+from ui.text import plain
 
 T = TypeVar("T")
 REGISTRY_TTL_SECONDS = 30
@@ -22,7 +23,7 @@ def or_stop(fn: Callable[..., T], *args, **kwargs) -> T:
     try:
         return fn(*args, **kwargs)
     except MlopsError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         st.stop()
 
 

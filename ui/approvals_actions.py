@@ -27,7 +27,7 @@ from mlops_core.governance.promotion.state import (
 )
 from mlops_core.identity import Actor
 from mlops_core.stores.registry import Registry
-from ui.identity import _plain as plain
+from ui.text import plain
 
 PENDING_KEY = "approvals_pending_action"
 FLASH_KEY = "approvals_flash"

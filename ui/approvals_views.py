@@ -11,7 +11,7 @@ from mlops_core.governance import decision_record
 from mlops_core.governance.decision_record import DecisionRecord
 from mlops_core.governance.gates import DRIFT_KIND, FAIRNESS_KIND, GateResult, summarize
 from mlops_core.governance.promotion.state import RequestView
-from ui.identity import _plain as plain
+from ui.text import plain
 
 STATUS_ICONS = {"passed": "✅", "failed": "❌", "not_evaluated": "⚠️"}
 REQUEST_STATUS_ICONS = {
@@ -128,7 +128,7 @@ def request_header(view: RequestView) -> None:
     st.markdown("**Why:**")
     st.text(view.reason)
     if view.needs_retry:
-        st.error(f"Approved, but moving the alias failed: {view.last_error}")
+        st.error(plain(f"Approved, but moving the alias failed: {view.last_error}"))
 
 
 def metrics_table(record: DecisionRecord) -> None:
@@ -202,7 +202,7 @@ def decisions_list(view: RequestView) -> None:
             st.markdown(f"**{plain(d.actor)}** {verdict} — {when}")
             st.text(d.comment)
             if d.override:
-                st.warning(f"Override justification: {d.justification}")
+                st.warning(plain(f"Override justification: {d.justification}"))
 
 
 def record_downloads(record: DecisionRecord) -> None:

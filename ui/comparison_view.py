@@ -23,6 +23,7 @@ from mlops_core.policy import Direction
 from mlops_core.stores.registry import ExperimentInfo, RunPage
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry
 from ui.charts.comparison import metric_history_figure, parallel_coordinates, scatter_figure
+from ui.text import plain
 
 MISSING = "—"
 BEST_STYLE = "background-color: rgba(46, 160, 67, 0.25); font-weight: 600"
@@ -147,7 +148,9 @@ def _charts(comparison: Comparison, tracking_uri: str, key_metric: str | None) -
             items = tuple((item.label, item.run_id) for item in comparison.items)
             points = or_stop(_cached_histories, tracking_uri, items, metric, comparison)
             if points.groupby("label").size().max() == 1:
-                st.caption(f"{metric} was logged once per run, so each run is a single point.")
+                st.caption(
+                    plain(f"{metric} was logged once per run, so each run is a single point.")
+                )
             st.plotly_chart(metric_history_figure(points, metric), key="cmp_history")
     with scatter:
         axes = params + metrics

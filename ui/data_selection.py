@@ -11,6 +11,7 @@ from mlops_core.evidence.fairness_evidence import model_policy
 from mlops_core.policy import DriftPolicy, ModelPolicy
 from mlops_core.stores.model_data import WindowChoice, window_choices
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop
+from ui.text import plain
 
 CONFIGURED = "Configured source"
 UPLOAD = "Upload a file"
@@ -51,7 +52,7 @@ def _current_data(
         "Current data (CSV or Parquet)", type=["csv", "parquet"], key=f"{prefix}_upload"
     )
     if uploaded is None:
-        st.info(hint)
+        st.info(plain(hint))
         st.stop()
     return None, (uploaded.name, uploaded.getvalue())
 
@@ -72,7 +73,7 @@ def select_data(
     policy = or_stop(model_policy, current, model)
     versions = [v.version for v in models[model].versions]
     if not versions:
-        st.info(f"{model} has no versions yet.")
+        st.info(plain(f"{model} has no versions yet."))
         st.stop()
     champion = models[model].champion_version
     version = middle.selectbox(

@@ -7,7 +7,6 @@ Pages call `current_actor(settings)` and nothing else. Tests set the user by put
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from mlops_core.identity import Actor
 from mlops_core.people.access import actor_from_oidc, load_access, page_refusal
 from mlops_core.people.auth import authenticate, resolve_local_actor
 from ui.app_state import ensure_schema
+from ui.text import plain
 
 ACTOR_KEY = "actor"
 LOCAL_USERNAME_KEY = "signed_in_username"
@@ -27,11 +27,6 @@ _SIGNED_IN_VIA = {
     "oidc": "through single sign-on",
     "cli": "from the command line",
 }
-
-
-def _plain(text: str) -> str:
-    # Names come from users and identity providers; they must not turn into Markdown links.
-    return re.sub(r"([\\`*_\[\]()<>#|~$])", r"\\\1", text)
 
 
 def _auth_section() -> Mapping[str, Any] | None:
@@ -92,7 +87,7 @@ def _local_sign_in(settings: Settings) -> None:
     try:
         actor = authenticate(settings, username, password)
     except MlopsError as exc:
-        st.error(_plain(str(exc)))
+        st.error(plain(str(exc)))
         return
     st.session_state[LOCAL_USERNAME_KEY] = actor.username
     st.rerun()
@@ -119,9 +114,9 @@ def sign_out(actor: Actor) -> None:
 def sidebar_identity(actor: Actor) -> None:
     """Who is signed in, how, with which roles, and a sign-out button."""
     with st.sidebar:
-        st.markdown(f"**{_plain(actor.display_name or actor.label)}**")
+        st.markdown(f"**{plain(actor.display_name or actor.label)}**")
         via = _SIGNED_IN_VIA.get(actor.auth_method, actor.auth_method)
-        st.caption(f"{_plain(actor.label)}, signed in {via}")
+        st.caption(f"{plain(actor.label)}, signed in {via}")
         st.caption(f"Roles: {', '.join(sorted(actor.roles)) or 'none'}")
         if st.button("Sign out", key="sign_out"):
             sign_out(actor)
@@ -130,14 +125,14 @@ def sidebar_identity(actor: Actor) -> None:
 def not_allowed_page(actor: Actor | None, page: str) -> None:
     """The body shown when a URL targets a page the actor's roles do not open."""
     st.title("Not allowed")
-    st.error(f"Not allowed: {_plain(page_refusal(actor, page) or '')}")
+    st.error(f"Not allowed: {plain(page_refusal(actor, page) or '')}")
 
 
 def no_roles_page(actor: Actor) -> None:
     """The body shown to someone signed in whom configuration grants no role."""
     st.title("No access yet")
     st.warning(
-        f"You are signed in as {_plain(actor.label)}, but no role is granted to you. "
+        f"You are signed in as {plain(actor.label)}, but no role is granted to you. "
         "Ask an admin to add you to the access file (access.toml)."
     )
 
@@ -153,12 +148,12 @@ def require_page(settings: Settings, page: str) -> Actor:
     try:
         actor = current_actor(settings)
     except MlopsError as exc:
-        st.error(_plain(str(exc)))
+        st.error(plain(str(exc)))
         st.stop()
     refusal = page_refusal(actor, page)
     if refusal is not None:
         st.title("Sign in" if actor is None else "Not allowed")
-        st.error(_plain(refusal))
+        st.error(plain(refusal))
         if actor is None:
             st.markdown("[Open the sign-in page](/)")
         st.stop()
