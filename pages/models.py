@@ -14,6 +14,7 @@ from mlops_core.evidence.comparison import (
     ChampionComparison,
     Lineage,
     candidate_vs_champion,
+    description_preview,
     key_metrics,
     models_table,
     version_lineage,
@@ -34,6 +35,8 @@ from ui.text import plain
 current = settings()
 require_page(current, "models")
 
+# More of the chosen model's description than a table cell, still bounded.
+FULL_DESCRIPTION_CHARS = 5_000
 PASS_STYLE = "background-color: rgba(46, 160, 67, 0.25)"
 FAIL_STYLE = "background-color: rgba(248, 81, 73, 0.3)"
 
@@ -101,8 +104,16 @@ name = st.selectbox("Model", list(by_name), key="model", bind="query-params")
 summary = by_name[name]
 model_policy = policy.for_model(name)
 if summary.description:
-    # Plain text: a description is whatever someone typed into MLflow.
-    st.text(summary.description)
+    # Plain text: a description is whatever someone typed into MLflow. A long one is shown
+    # in part (the whole text would freeze the browser) and can be downloaded whole.
+    st.text(description_preview(summary.description, FULL_DESCRIPTION_CHARS))
+    if len(summary.description) > FULL_DESCRIPTION_CHARS:
+        st.download_button(
+            "Download the whole description",
+            summary.description,
+            file_name=f"{name}-description.txt",
+            mime="text/plain",
+        )
 
 versions = or_stop(cached_versions, current.tracking_uri, name, tuple(key_metrics(model_policy)))
 numbers = versions["version"].tolist()

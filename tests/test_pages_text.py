@@ -53,3 +53,20 @@ def test_a_malformed_filter_is_shown_as_code(
     assert any("not valid" in e.value for e in at.error)
     assert not any("evil.example" in e.value for e in at.error)
     assert any("evil.example" in c.value for c in at.code)
+
+
+def test_a_megabyte_description_is_shown_as_a_bounded_preview(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    huge = "A long model card. " * 55_000
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_registered_model("card-model", description=huge)
+    at = app_test(monkeypatch, {"MLOPS_DATA_DIR": str(tmp_path)}, VIEWER)
+    at.switch_page("pages/models.py").run()
+    assert_no_exception(at)
+    assert len(huge) > 1_000_000
+    shown = [t.value for t in at.text]
+    assert shown and max(len(text) for text in shown) < 6_000
+    cell = at.dataframe[0].value.loc[0, "description"]
+    assert len(cell) < 400 and cell.endswith(f"({len(huge):,} characters)")
+    assert at.get("download_button")

@@ -440,8 +440,20 @@ MODEL_COLUMNS = [
 ]
 
 
+# A table cell shows the start of a description: MLflow takes descriptions of any size,
+# and a megabyte in every visit to a page freezes the browser.
+DESCRIPTION_PREVIEW_CHARS = 300
+
+
+def description_preview(text: str | None, limit: int = DESCRIPTION_PREVIEW_CHARS) -> str | None:
+    """The first `limit` characters of a description, marked when it goes on."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit].rstrip()}… ({len(text):,} characters)"
+
+
 def models_table(models: list[ModelSummary]) -> pd.DataFrame:
-    """One row per registered model; descriptions stay plain text for the page to show."""
+    """One row per registered model; descriptions are previews, plain text for the page."""
     return pd.DataFrame(
         [
             {
@@ -455,7 +467,7 @@ def models_table(models: list[ModelSummary]) -> pd.DataFrame:
                 "tags": _pairs(
                     {k: v for k, v in m.tags.items() if not k.startswith(ALIAS_CHANGED_TAG)}
                 ),
-                "description": m.description,
+                "description": description_preview(m.description),
             }
             for m in models
         ],
@@ -482,7 +494,7 @@ def versions_table(registry: Registry, model: str, metrics: list[str]) -> pd.Dat
                 "status": version.status,
                 "run_id": version.run_id,
                 **{metric: run_metrics.get(metric) for metric in metrics},
-                "description": version.description,
+                "description": description_preview(version.description),
             }
         )
     columns = ["version", "aliases", "created_at", "author", "status", "run_id", *metrics]
