@@ -18,6 +18,19 @@ TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "
 
 
 @dataclass(frozen=True)
+class DataLimits:
+    """How much one data file may expand to in memory; checked before it is loaded.
+
+    A few hundred kilobytes of Parquet can hold a hundred million rows, so the file size
+    alone protects nothing: the row count and the estimated size in memory are checked
+    from the file's metadata first.
+    """
+
+    max_rows: int = 10_000_000
+    max_megabytes: int = 4_096
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     tracking_uri: str
@@ -27,6 +40,7 @@ class Settings:
     inference_db_url: str
     users_file: Path
     access_file: Path
+    data_limits: DataLimits = DataLimits()
 
     @property
     def is_embedded_tracking(self) -> bool:
@@ -49,6 +63,29 @@ def _check_tracking_uri(value: str) -> str:
             "use a server URL (http://host:5000) or a database URI (sqlite:///path/mlflow.db)."
         )
     return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {value!r}.")
+    return number
+
+
+def data_limits(environ: Mapping[str, str] | None = None) -> DataLimits:
+    """MLOPS_MAX_DATA_ROWS and MLOPS_MAX_DATA_MB, else the defaults."""
+    env = os.environ if environ is None else environ
+    defaults = DataLimits()
+    return DataLimits(
+        max_rows=_positive_int(env, "MLOPS_MAX_DATA_ROWS", defaults.max_rows),
+        max_megabytes=_positive_int(env, "MLOPS_MAX_DATA_MB", defaults.max_megabytes),
+    )
 
 
 def _path_setting(env: Mapping[str, str], name: str, default: Path) -> Path:
@@ -88,6 +125,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inference_db_url=inference_db_url,
         users_file=_path_setting(env, "MLOPS_USERS_FILE", data_dir / "users.toml"),
         access_file=_path_setting(env, "MLOPS_ACCESS_FILE", data_dir / "access.toml"),
+        data_limits=data_limits(env),
     )
 
 

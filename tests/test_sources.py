@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import resource
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -11,13 +12,16 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow
+import pyarrow.parquet
 import pytest
 from mlflow import MlflowClient
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from mlops_core.config import DataLimits, data_limits
 from mlops_core.demo.scenario import fluent_tracking
-from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
+from mlops_core.errors import ConfigError, InvalidInput, NotFound, RegistryUnavailable
 from mlops_core.stores.sources import (
     DEFAULT_UPLOAD_MAX_BYTES,
     load_file,
@@ -346,3 +350,42 @@ def test_timezone_aware_column_is_windowed_in_utc(pg_url: str) -> None:
         datetime(2026, 10, 4, 23, 30),
         datetime(2026, 10, 11, 23, 30),
     )
+
+
+def _constant_parquet(rows: int) -> bytes:
+    """A tiny Parquet file that expands to `rows` rows: one value repeated (RLE-encoded)."""
+    buffer = io.BytesIO()
+    table = pyarrow.table({"x": pyarrow.repeat(1, rows)})
+    pyarrow.parquet.write_table(table, buffer, compression="zstd", row_group_size=rows)
+    return buffer.getvalue()
+
+
+def test_a_small_parquet_file_that_expands_to_100m_rows_is_refused_before_loading() -> None:
+    data = _constant_parquet(100_000_000)
+    assert len(data) < 1_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InvalidInput, match="100,000,000 rows .* over the limit of 10,000,000"):
+        read_table_file(io.BytesIO(data), "bomb.parquet")
+    # Refused from the metadata: the process did not grow by the 800 MB the rows would take.
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 300
+
+
+def test_expansion_limits_come_from_the_settings_and_cover_csv(tmp_path: Path) -> None:
+    limits = data_limits({"MLOPS_MAX_DATA_ROWS": "1000", "MLOPS_MAX_DATA_MB": "1"})
+    assert limits == DataLimits(max_rows=1000, max_megabytes=1)
+    csv_file = tmp_path / "rows.csv"
+    pd.DataFrame({"x": range(1001)}).to_csv(csv_file, index=False)
+    with pytest.raises(InvalidInput, match="more than 1,000 rows"):
+        read_table_file(csv_file, "rows.csv", limits=limits)
+    wide = io.BytesIO()
+    pd.DataFrame({f"c{i}": range(900) for i in range(200)}).to_parquet(wide)
+    with pytest.raises(InvalidInput, match="MLOPS_MAX_DATA_MB"):
+        read_table_file(wide, "wide.parquet", limits=limits)
+    assert len(read_table_file(csv_file, "rows.csv", limits=DataLimits(max_rows=1001))) == 1001
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "lots"])
+def test_a_bad_limit_setting_is_named(value: str) -> None:
+    with pytest.raises(ConfigError, match="MLOPS_MAX_DATA_ROWS"):
+        data_limits({"MLOPS_MAX_DATA_ROWS": value})

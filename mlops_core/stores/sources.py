@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import pandas as pd
 import pyarrow
+import pyarrow.parquet
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from requests.exceptions import RequestException
@@ -42,6 +43,7 @@ from sqlalchemy.engine import URL, Connection, CursorResult, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError
 from sqlalchemy.sql import ColumnElement, Executable, FromClause, Select
 
+from mlops_core.config import DataLimits, data_limits
 from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
 from mlops_core.stores.registry import mlflow_error_message
 
@@ -83,13 +85,19 @@ class LoadedData:
 
 
 def read_table_file(
-    path_or_buffer: str | Path | IO[bytes], filename: str, max_bytes: int | None = None
+    path_or_buffer: str | Path | IO[bytes],
+    filename: str,
+    max_bytes: int | None = None,
+    limits: DataLimits | None = None,
 ) -> pd.DataFrame:
     """Read a CSV or Parquet file from disk or from an upload (a binary buffer).
 
     Uploads are capped at `max_bytes` (default 200 MB); files on disk only when
     `max_bytes` is given. The format comes from the extension, checked against the content.
+    What the file expands to is held to `limits` (default: MLOPS_MAX_DATA_ROWS / _MB):
+    Parquet from its metadata before anything is decoded, CSV by reading one row too many.
     """
+    limits = limits or data_limits()
     if isinstance(path_or_buffer, str | Path):
         path = Path(path_or_buffer)
         if not path.is_file():
@@ -109,9 +117,9 @@ def read_table_file(
     if not head:
         raise InvalidInput(f"{filename} is empty.")
     if _file_kind(filename, head) == "parquet":
-        frame = _read_parquet(source, filename)
+        frame = _read_parquet(source, filename, limits)
     else:
-        frame = _read_csv(source, filename, _csv_delimiter(head))
+        frame = _read_csv(source, filename, _csv_delimiter(head), limits)
     if frame.empty:
         raise InvalidInput(f"{filename} has no data rows.")
     return frame
@@ -142,7 +150,7 @@ def _check_size(filename: str, size: int, limit: int | None) -> None:
 
 
 def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):g} MB"
+    return f"{size / (1024 * 1024):,.0f} MB"
 
 
 def _file_kind(filename: str, head: bytes) -> str:
@@ -169,17 +177,50 @@ def _csv_delimiter(head: bytes) -> str | None:
         return None
 
 
-def _read_csv(source: Path | io.BytesIO, filename: str, delimiter: str | None) -> pd.DataFrame:
+def _too_large(filename: str, what: str, limits: DataLimits) -> InvalidInput:
+    return InvalidInput(
+        f"{filename} holds {what}, over the limit of {limits.max_rows:,} rows and "
+        f"{limits.max_megabytes:,} MB in memory (MLOPS_MAX_DATA_ROWS, MLOPS_MAX_DATA_MB); "
+        "load a sample or a shorter window."
+    )
+
+
+def _read_csv(
+    source: Path | io.BytesIO, filename: str, delimiter: str | None, limits: DataLimits
+) -> pd.DataFrame:
     try:
-        return pd.read_csv(source, sep=delimiter or ",")
+        frame = pd.read_csv(source, sep=delimiter or ",", nrows=limits.max_rows + 1)
     except pd.errors.EmptyDataError:
         raise InvalidInput(f"{filename} has no columns or rows.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput(f"{filename} is not a readable CSV file: {_first_line(exc)}") from None
+    if len(frame) > limits.max_rows:
+        raise _too_large(filename, f"more than {limits.max_rows:,} rows", limits)
+    return frame
 
 
-def _read_parquet(source: Path | io.BytesIO, filename: str) -> pd.DataFrame:
+def parquet_footprint(source: Path | io.BytesIO) -> tuple[int, int]:
+    """(rows, estimated bytes in memory) of a Parquet file, from its metadata alone.
+
+    Every value takes at least a machine word once loaded (a number, or a pointer to a
+    string), and variable-length data at least its uncompressed size on top.
+    """
+    metadata = pyarrow.parquet.ParquetFile(source).metadata
+    uncompressed = sum(
+        metadata.row_group(g).column(c).total_uncompressed_size
+        for g in range(metadata.num_row_groups)
+        for c in range(metadata.num_columns)
+    )
+    return metadata.num_rows, metadata.num_rows * metadata.num_columns * 8 + uncompressed
+
+
+def _read_parquet(source: Path | io.BytesIO, filename: str, limits: DataLimits) -> pd.DataFrame:
     try:
+        rows, estimated = parquet_footprint(source)
+        if rows > limits.max_rows or estimated > limits.max_megabytes * 1024 * 1024:
+            raise _too_large(filename, f"{rows:,} rows (about {_megabytes(estimated)})", limits)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
         return pd.read_parquet(source)
     except (pyarrow.ArrowException, OSError, ValueError) as exc:
         raise InvalidInput(
