@@ -41,6 +41,7 @@ class Settings:
     users_file: Path
     access_file: Path
     data_limits: DataLimits = DataLimits()
+    query_timeout_seconds: int = 30
 
     @property
     def is_embedded_tracking(self) -> bool:
@@ -88,6 +89,12 @@ def data_limits(environ: Mapping[str, str] | None = None) -> DataLimits:
     )
 
 
+def query_timeout_seconds(environ: Mapping[str, str] | None = None) -> int:
+    """MLOPS_QUERY_TIMEOUT_SECONDS: how long one query of current data may run (default 30)."""
+    env = os.environ if environ is None else environ
+    return _positive_int(env, "MLOPS_QUERY_TIMEOUT_SECONDS", Settings.query_timeout_seconds)
+
+
 def _path_setting(env: Mapping[str, str], name: str, default: Path) -> Path:
     return Path(env.get(name) or default).expanduser().resolve()
 
@@ -126,6 +133,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         users_file=_path_setting(env, "MLOPS_USERS_FILE", data_dir / "users.toml"),
         access_file=_path_setting(env, "MLOPS_ACCESS_FILE", data_dir / "access.toml"),
         data_limits=data_limits(env),
+        query_timeout_seconds=query_timeout_seconds(env),
     )
 
 

@@ -27,3 +27,7 @@ class PermissionDenied(MlopsError):
 
 class ActionRefused(MlopsError):
     """A workflow rule (four eyes, a failing gate, a stale request) refuses the action."""
+
+
+class QueryTimeout(MlopsError):
+    """Reading data took longer than the configured limit and was stopped."""

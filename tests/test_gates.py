@@ -131,3 +131,25 @@ def test_an_unknown_version_is_an_error_not_a_gate_result(
 ) -> None:
     with pytest.raises(NotFound):
         evaluate_gates(demo_settings, registry, CHURN, "99")
+
+
+SLOW_CURRENT_DATA = """
+[models."churn-predictor".data]
+reference = "artifact:reference/reference.parquet"
+current_query = '''
+WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 300000000)
+SELECT t.* FROM inference_churn_predictor t WHERE (SELECT max(n) FROM c) > 0
+'''
+[models."churn-predictor".drift]
+max_drift_share = 0.5
+"""
+
+
+def test_a_current_data_query_that_times_out_leaves_the_drift_gate_not_evaluated(
+    demo_settings: Settings, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_QUERY_TIMEOUT_SECONDS", "1")
+    settings = with_policy(demo_settings, tmp_path, SLOW_CURRENT_DATA)
+    drift = _by_name(evaluate_gates(settings, registry, CHURN, "3"))["drift"]
+    assert drift.status == NOT_EVALUATED
+    assert "MLOPS_QUERY_TIMEOUT_SECONDS" in drift.reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import resource
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from mlops_core.config import DataLimits, data_limits
 from mlops_core.demo.scenario import fluent_tracking
-from mlops_core.errors import ConfigError, InvalidInput, NotFound, RegistryUnavailable
+from mlops_core.errors import ConfigError, InvalidInput, NotFound, QueryTimeout, RegistryUnavailable
 from mlops_core.stores.sources import (
     DEFAULT_UPLOAD_MAX_BYTES,
     load_file,
@@ -389,3 +390,35 @@ def test_expansion_limits_come_from_the_settings_and_cover_csv(tmp_path: Path) -
 def test_a_bad_limit_setting_is_named(value: str) -> None:
     with pytest.raises(ConfigError, match="MLOPS_MAX_DATA_ROWS"):
         data_limits({"MLOPS_MAX_DATA_ROWS": value})
+
+
+SLOW_SQLITE = (
+    "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 300000000) "
+    "SELECT (SELECT max(n) FROM c) AS x, '2026-01-01' AS timestamp"
+)
+
+
+def test_a_slow_query_is_stopped_at_the_timeout_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_QUERY_TIMEOUT_SECONDS", "1")
+    url = f"sqlite:///{tmp_path / 'slow.db'}"
+    create_engine(url).connect().close()
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout, match="longer than 1 s .*MLOPS_QUERY_TIMEOUT_SECONDS"):
+        load_sql_window(url, query=SLOW_SQLITE)
+    assert time.monotonic() - started < 10
+
+
+def test_a_slow_query_is_stopped_at_the_timeout_on_postgresql(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_QUERY_TIMEOUT_SECONDS", "1")
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout, match="longer than 1 s"):
+        load_sql_window(
+            pg_url,
+            query="SELECT now() AS timestamp, 1 AS x FROM pg_sleep(20)",
+            timestamp_column="timestamp",
+        )
+    assert time.monotonic() - started < 10

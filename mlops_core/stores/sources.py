@@ -13,6 +13,7 @@ import io
 import random
 import re
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Table,
     column,
     create_engine,
+    event,
     func,
     inspect,
     literal_column,
@@ -43,8 +45,8 @@ from sqlalchemy.engine import URL, Connection, CursorResult, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError
 from sqlalchemy.sql import ColumnElement, Executable, FromClause, Select
 
-from mlops_core.config import DataLimits, data_limits
-from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
+from mlops_core.config import DataLimits, data_limits, query_timeout_seconds
+from mlops_core.errors import InvalidInput, NotFound, QueryTimeout, RegistryUnavailable
 from mlops_core.stores.registry import mlflow_error_message
 
 DEFAULT_UPLOAD_MAX_BYTES = 200 * 1024 * 1024
@@ -333,15 +335,51 @@ def _parse_url(url: str) -> URL:
         ) from None
 
 
-@lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
+    return _engine_with_timeout(url, query_timeout_seconds())
+
+
+@lru_cache(maxsize=8)
+def _engine_with_timeout(url: str, timeout_seconds: int) -> Engine:
+    """An engine whose every statement is stopped after `timeout_seconds`: a slow query in
+    the policy must end as "not evaluated", not hold a gate (and a page) for minutes."""
     parsed = _parse_url(url)
-    # Without a timeout an unreachable PostgreSQL host blocks the page for minutes.
-    connect_args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        # Without a connect timeout an unreachable host blocks the page for minutes.
+        connect_args = {
+            "connect_timeout": 10,
+            "options": f"-c statement_timeout={timeout_seconds * 1000}",
+        }
     try:
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except NoSuchModuleError:
         raise InvalidInput(f"No database driver is installed for {_safe_url(url)}.") from None
+    if parsed.get_backend_name() == "sqlite":
+        _interrupt_sqlite_after(engine, timeout_seconds)
+    return engine
+
+
+def _interrupt_sqlite_after(engine: Engine, timeout_seconds: int) -> None:
+    """SQLite has no statement timeout: a progress handler interrupts it at the deadline."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def start_clock(connection: Connection, *_: Any) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        raw = connection.connection.dbapi_connection
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+
+
+def _timed_out(exc: DBAPIError) -> bool:
+    # PostgreSQL: query_canceled (57014) from statement_timeout; SQLite: the handler's stop.
+    return getattr(exc.orig, "pgcode", None) == "57014" or str(exc.orig) == "interrupted"
+
+
+def _timeout(what: str) -> QueryTimeout:
+    return QueryTimeout(
+        f"{what} took longer than {query_timeout_seconds()} s and was stopped "
+        "(MLOPS_QUERY_TIMEOUT_SECONDS); make the query faster or the window shorter."
+    )
 
 
 def _safe_url(url: str) -> str:
@@ -396,6 +434,8 @@ def _query_subquery(connection: Connection, query: str, timestamp_column: str) -
             connection.execute(select(literal_column("*")).select_from(probe).limit(0)).keys()
         )
     except DBAPIError as exc:
+        if _timed_out(exc):
+            raise _timeout("The query") from None
         raise InvalidInput(f"The query failed: {_first_line(exc.orig)}") from None
     typed = [column(n, DateTime) if n == timestamp_column else column(n) for n in names]
     return text(escaped).columns(*typed).subquery("mlops_source")
@@ -460,6 +500,8 @@ def _execute(connection: Connection, statement: Executable, source: _SqlSource) 
     try:
         return connection.execute(statement)
     except DBAPIError as exc:
+        if _timed_out(exc):
+            raise _timeout(f"Reading {source.label.lower()}") from None
         raise InvalidInput(
             f"Reading {source.label.lower()} failed: {_first_line(exc.orig)}"
         ) from None
