@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from mlops_core.errors import ConfigError
+from mlops_core.redaction import redact
 
 DEFAULT_DATA_DIR = ".mlops"
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
@@ -51,18 +52,32 @@ class Settings:
 def _check_db_url(name: str, value: str) -> str:
     try:
         make_url(value)
-    except ArgumentError as exc:
-        raise ConfigError(f"{name} is not a valid SQLAlchemy URL: {value!r} ({exc})") from None
+    except (ArgumentError, ValueError) as exc:
+        # A port that is not a number surfaces as a ValueError from the URL parser.
+        raise ConfigError(
+            f"{name} is not a valid database URL: {redact(value)!r} ({redact(str(exc))})"
+        ) from None
     return value
 
 
 def _check_tracking_uri(value: str) -> str:
-    scheme = urlparse(value).scheme.split("+")[0]
+    parsed = urlparse(value)
+    scheme = parsed.scheme.split("+")[0]
     if scheme not in TRACKING_SCHEMES:
         raise ConfigError(
-            f"MLFLOW_TRACKING_URI has an unsupported scheme {scheme or '(none)'!r} in {value!r}; "
-            "use a server URL (http://host:5000) or a database URI (sqlite:///path/mlflow.db)."
+            f"MLFLOW_TRACKING_URI has an unsupported scheme {scheme or '(none)'!r} in "
+            f"{redact(value)!r}; use a server URL (http://host:5000) or a database URI "
+            "(sqlite:///path/mlflow.db)."
         )
+    if scheme in ("http", "https"):
+        try:
+            parsed.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise ConfigError(
+                f"MLFLOW_TRACKING_URI has a port that is not a number: {redact(value)!r}."
+            ) from None
+    elif scheme not in ("file", "databricks"):
+        _check_db_url("MLFLOW_TRACKING_URI", value)
     return value
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 from mlops_core.config import Settings, load_settings
 from mlops_core.errors import MlopsError
 from mlops_core.governance.overview import ModelOverview, model_overview
+from mlops_core.redaction import redact
 from mlops_core.stores import db
 from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
 from ui.text import plain
@@ -23,7 +24,7 @@ def or_stop(fn: Callable[..., T], *args, **kwargs) -> T:
     try:
         return fn(*args, **kwargs)
     except MlopsError as exc:
-        st.error(plain(str(exc)))
+        st.error(plain(redact(str(exc))))
         st.stop()
 
 

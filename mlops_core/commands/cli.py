@@ -27,6 +27,7 @@ from mlops_core.commands import (
 )
 from mlops_core.config import load_settings
 from mlops_core.errors import MlopsError
+from mlops_core.redaction import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 COMMAND_MODULES = [demo, models, users, compare, fairness, drift, gate, workflow, audit]
@@ -54,5 +55,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args, load_settings()))
     except MlopsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_ERROR

@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException, RestException
 from requests.exceptions import RequestException
 
 from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
+from mlops_core.redaction import redact
 
 # Without these MLflow retries an unreachable server for minutes before failing.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -102,6 +103,8 @@ class RunPage:
 
 
 def mlflow_error_message(exc: Exception, uri: str) -> Exception:
+    """A core error with a message for a person, credentials in the URI or reply hidden."""
+    uri = redact(uri)
     if isinstance(exc, RequestException) or (
         isinstance(exc, MlflowException) and "Max retries exceeded" in str(exc)
     ):
@@ -111,7 +114,7 @@ def mlflow_error_message(exc: Exception, uri: str) -> Exception:
         )
     if isinstance(exc, MlflowException):
         code = getattr(exc, "error_code", "")
-        message = exc.message if hasattr(exc, "message") else str(exc)
+        message = redact(exc.message if hasattr(exc, "message") else str(exc))
         if code == "RESOURCE_DOES_NOT_EXIST":
             return NotFound(message)
         if code == "INVALID_PARAMETER_VALUE":

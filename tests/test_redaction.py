@@ -1,0 +1,61 @@
+"""Credentials in URLs never reach a page, the command line or an error message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops_core.redaction import redact
+from tests.apptest import app_test, assert_no_exception
+from tests.test_cli import run_cli
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Cannot reach http://user:tok123@host:5000/api", "Cannot reach http://***@host:5000/api"),
+        (
+            "postgresql+psycopg2://panel:s3cret@db:5432/panel",
+            "postgresql+psycopg2://***@db:5432/panel",
+        ),
+        ("https://tok123@mlflow.example/ and more", "https://***@mlflow.example/ and more"),
+        ("http://host/x?run=1&access_token=abc&y=2", "http://host/x?run=1&access_token=***&y=2"),
+        ("https://host/p?sig=abc#api_key=zzz", "https://host/p?sig=***#api_key=***"),
+        ("sqlite:////data/mlflow.db", "sqlite:////data/mlflow.db"),
+        ("no url here: a@b", "no url here: a@b"),
+    ],
+)
+def test_userinfo_and_secret_parameters_are_hidden(text: str, shown: str) -> None:
+    assert redact(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("MLFLOW_TRACKING_URI", "postgresql://u:secret@127.0.0.1:notaport/db", "not a valid"),
+        ("MLOPS_DB_URL", "postgresql://u:secret@127.0.0.1:port/db", "not a valid"),
+        ("MLFLOW_TRACKING_URI", "http://u:secret@127.0.0.1:x/", "port that is not a number"),
+        ("MLFLOW_TRACKING_URI", "http://u:secret@127.0.0.1:9/", "Cannot reach"),
+    ],
+)
+def test_the_cli_names_a_bad_url_in_one_line_without_its_secret(
+    tmp_path: Path, name: str, value: str, expected: str
+) -> None:
+    result = run_cli("models", env={"MLOPS_DATA_DIR": str(tmp_path), name: value})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert "secret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_the_page_shows_an_unreachable_server_without_its_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = {"MLOPS_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": "http://ci:tok123@127.0.0.1:9"}
+    at = app_test(monkeypatch, env).run()
+    assert_no_exception(at)
+    shown = " ".join(e.value for e in at.error)
+    assert "Cannot reach the MLflow tracking server" in shown
+    assert "tok123" not in shown
