@@ -210,9 +210,9 @@ def test_all_null_columns_are_skipped_with_a_note() -> None:
     current.loc[:, "score"] = np.inf  # infinities are dropped like nulls
     result = compute_drift(reference, current)
     assert {skip.column: skip.reason for skip in result.skipped} == {
-        "empty_in_reference": "no values in the reference data (all null)",
-        "empty_in_current": "no values in the current data (all null)",
-        "score": "no values in the current data (all null)",
+        "empty_in_reference": "no values in the reference data (all null or infinite)",
+        "empty_in_current": "no values in the current data (all null or infinite)",
+        "score": "no values in the current data (all null or infinite)",
     }
     assert len(result.columns) == 7
     assert result.to_dict()["skipped"][0]["column"] == "score"
@@ -304,3 +304,27 @@ def test_distribution_figures() -> None:
     assert categorical.layout.barmode == "group"
     with pytest.raises(InvalidInput, match="not in the current data"):
         distribution_figure(reference, current.drop(columns="income"), "income")
+
+
+def test_nullable_and_unsigned_dtypes_are_compared_like_their_plain_counterparts() -> None:
+    rng = np.random.default_rng(3)
+    plain_reference = pd.DataFrame(
+        {
+            "count": rng.integers(0, 500, 1_000),
+            "level": rng.integers(0, 4, 1_000).astype("uint8"),
+            "ratio": rng.normal(0, 1, 1_000),
+            "flag": rng.random(1_000) > 0.5,
+        }
+    )
+    plain_current = plain_reference.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    plain_current["ratio"] += 0.5
+    nullable = {"count": "Int64", "level": "UInt8", "ratio": "Float64", "flag": "boolean"}
+    reference = plain_reference.astype(nullable)
+    current = plain_current.astype(nullable)
+    current.loc[:9, ["count", "ratio", "flag"]] = pd.NA
+    expected = compute_drift(plain_reference, plain_current.iloc[10:])
+    result = compute_drift(reference, current)
+    assert sorted((c.column, c.column_type, c.method) for c in result.columns) == sorted(
+        (c.column, c.column_type, c.method) for c in expected.columns
+    )
+    assert result.drifted_columns == expected.drifted_columns == ["ratio"]

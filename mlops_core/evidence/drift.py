@@ -22,6 +22,10 @@ Column types
     which Evidently calls free text and tests with a text model: such a column is skipped.
     Evidently infers from the current data; inferring from the reference lets a prepared
     reference serve every window, and the evidently engine is handed the same types.
+    Unlike Evidently's preset, which fails on them, pandas' nullable dtypes (``Int64``,
+    ``Float64``, ``boolean``) and unsigned integers (``uint8`` …) are compared: each is
+    typed as its plain counterpart (``int64``, ``float64``, ``bool``) would be, with its
+    missing values dropped like nulls.
     With ``categorical_columns`` given, exactly those columns are categorical and every other
     compared column must hold numbers.
 
@@ -487,7 +491,7 @@ def _text_example(column: CategoricalColumn) -> str | None:
 
 
 def _no_values(name: str, side: str) -> SkippedColumn:
-    return SkippedColumn(name, f"no values in the {side} data (all null)")
+    return SkippedColumn(name, f"no values in the {side} data (all null or infinite)")
 
 
 def _reference_column(

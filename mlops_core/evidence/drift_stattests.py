@@ -79,8 +79,9 @@ class CategoricalColumn:
 
     @classmethod
     def from_series(cls, series: pd.Series) -> CategoricalColumn:
+        # Infinities are missing values to Evidently in every column type, not categories.
         counts = series.value_counts(dropna=True)
-        counts = counts[counts > 0]
+        counts = counts[(counts > 0) & ~counts.index.isin([np.inf, -np.inf])]
         # A CategoricalIndex would not align with the plain index of the other side.
         return cls(counts.set_axis(pd.Index(counts.index.to_numpy(), dtype=object)))
 
