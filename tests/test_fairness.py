@@ -361,7 +361,8 @@ def test_missing_label_clashing_with_a_value_is_refused():
         evaluate_fairness(df, FairnessConfig(label="y", prediction="p", sensitive=["g"]))
 
 
-def test_single_group_is_not_an_error():
+def test_a_single_group_defines_no_disparity_and_the_check_is_not_evaluated():
+    # Fairlearn reports 0.0 here, which a maximum threshold would pass: a departure on purpose.
     df = make_data(9, 500, [1])
     report = evaluate_fairness(
         df,
@@ -373,11 +374,35 @@ def test_single_group_is_not_an_error():
         ),
     )
     result = report.feature("s0")
-    assert result.demographic_parity_difference == 0.0
-    assert result.demographic_parity_ratio == 1.0
-    assert result.equal_opportunity_difference == 0.0
-    assert result.passed is True
-    assert any("only one group" in note and "0 by definition" in note for note in report.notes)
+    assert all(math.isnan(result.disparity(m)) for m in DISPARITY_METRICS)
+    assert result.checks[0].passed is None and result.passed is None
+    assert any("only one group is compared" in note for note in report.notes)
+    assert "fewer than two compared groups" in result.undefined_reason(
+        "demographic_parity_difference"
+    )
+
+
+def test_a_rate_defined_for_one_group_only_leaves_its_disparity_undefined_naming_the_others():
+    df = pd.DataFrame(
+        {
+            "g": ["a"] * 50 + ["b"] * 50,
+            "y": [1, 0] * 25 + [0] * 50,
+            "p": [1, 0] * 25 + [1, 0] * 25,
+        }
+    )
+    config = FairnessConfig(
+        label="y",
+        prediction="p",
+        sensitive=["g"],
+        max_disparity={"equal_opportunity_difference": 0.1},
+    )
+    result = evaluate_fairness(df, config).feature("g")
+    assert math.isnan(result.equal_opportunity_difference)
+    assert result.checks[0].passed is None
+    reason = result.undefined_reason("equal_opportunity_difference")
+    assert "fewer than two compared groups have a TPR" in reason
+    assert "b had no positive labels" in reason
+    assert result.demographic_parity_difference == 0.0  # both groups predict half positive
 
 
 def test_all_predictions_equal_is_not_an_error():
@@ -488,7 +513,8 @@ def test_one_failing_feature_fails_the_report():
         max_disparity={"demographic_parity_difference": 0.1},
     )
     report = evaluate_fairness(df, config)
-    assert [f.passed for f in report.features] == [False, True, False]
+    # "h" has one group: no disparity, no verdict; a failing feature still fails the report.
+    assert [f.passed for f in report.features] == [False, None, False]
     assert report.passed is False
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from mlops_core.config import Settings
 from mlops_core.errors import NotFound
+from mlops_core.evidence.fairness_evidence import load_evaluation_set
 from mlops_core.governance.gates import FAILED, NOT_EVALUATED, PASSED, GateReport, evaluate_gates
 from mlops_core.stores.registry import Registry
 
@@ -153,3 +154,26 @@ def test_a_current_data_query_that_times_out_leaves_the_drift_gate_not_evaluated
     drift = _by_name(evaluate_gates(settings, registry, CHURN, "3"))["drift"]
     assert drift.status == NOT_EVALUATED
     assert "MLOPS_QUERY_TIMEOUT_SECONDS" in drift.reason
+
+
+def test_a_disparity_over_a_single_compared_group_blocks_as_not_evaluated(
+    demo_settings: Settings, registry: Registry, tmp_path: Path
+) -> None:
+    evaluation = load_evaluation_set(demo_settings, registry, CHURN, "3").frame
+    sizes = evaluation["age_band"].value_counts().sort_values(ascending=False)
+    # Only the largest age band is big enough to be compared.
+    policy = f"""
+[defaults.fairness]
+sensitive_features = ["age_band"]
+min_group_size = {int(sizes.iloc[1]) + 1}
+[defaults.fairness.thresholds]
+demographic_parity_difference = 0.5
+"""
+    settings = with_policy(demo_settings, tmp_path, policy)
+    gate = _by_name(evaluate_gates(settings, registry, CHURN, "3"))[
+        "fairness age_band demographic_parity_difference"
+    ]
+    assert gate.status == NOT_EVALUATED
+    assert "fewer than two compared groups" in gate.reason
+    for small in sizes.index[1:]:
+        assert small in gate.reason

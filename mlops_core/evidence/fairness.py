@@ -66,6 +66,13 @@ DISPARITY_METRICS = (
 )
 # A ratio is 1 when groups are alike, so its threshold is the least acceptable value.
 MINIMUM_METRICS = frozenset({"demographic_parity_ratio"})
+# The rate each disparity compares: its name, the GroupMetrics field, why a group lacks it.
+_RATE_OF = {
+    "demographic_parity_difference": ("selection rate", "selection_rate", "no rows"),
+    "demographic_parity_ratio": ("selection rate", "selection_rate", "no rows"),
+    "equal_opportunity_difference": ("TPR", "tpr", "no positive labels"),
+    "equalized_odds_difference": ("TPR or FPR", "tpr", "no positive labels"),
+}
 _METRIC_LIST = ", ".join(DISPARITY_METRICS)
 MISSING_GROUP = "(missing)"
 OVERALL_GROUP = "(overall)"
@@ -133,6 +140,21 @@ class FeatureResult:
     @property
     def insufficient_groups(self) -> list[str]:
         return [g.group for g in self.groups if g.insufficient_data]
+
+    def undefined_reason(self, metric: str) -> str:
+        """Why `metric` has no value: the groups that lacked the rate it compares."""
+        compared = [g for g in self.groups if not g.insufficient_data]
+        small = [g.group for g in self.groups if g.insufficient_data]
+        rate, attribute, lacking = _RATE_OF[metric]
+        without = [g.group for g in compared if math.isnan(getattr(g, attribute))]
+        parts = [f"fewer than two compared groups have a {rate}"]
+        if without:
+            parts.append(f"{', '.join(without)} had {lacking}")
+        if small:
+            parts.append(f"{', '.join(small)} had too few rows to be compared")
+        if metric == "demographic_parity_ratio" and not without and len(compared) >= 2:
+            parts = ["no compared group has a positive prediction (0 / 0)"]
+        return "; ".join(parts)
 
     def disparity(self, metric: str) -> float:
         if metric not in DISPARITY_METRICS:
@@ -442,13 +464,15 @@ def _group_rates(confusion: np.ndarray) -> _GroupRates:
 
 
 def _spread(values: np.ndarray) -> float:
+    # A disparity compares groups: with fewer than two defined it is undefined, not 0
+    # (Fairlearn returns 0 for one group, and a maximum threshold would then pass).
     defined = values[~np.isnan(values)]
-    return float(defined.max() - defined.min()) if len(defined) else math.nan
+    return float(defined.max() - defined.min()) if len(defined) >= 2 else math.nan
 
 
 def _min_over_max(values: np.ndarray) -> float:
     defined = values[~np.isnan(values)]
-    if not len(defined) or defined.max() == 0:
+    if len(defined) < 2 or defined.max() == 0:
         return math.nan
     return float(defined.min() / defined.max())
 
@@ -563,13 +587,13 @@ def _feature_notes(
         return notes
     if n_included == 1:
         notes.append(
-            f"{name}: only one group is compared, so every difference is 0 by definition "
-            "and not informative."
+            f"{name}: only one group is compared, so no disparity is defined and every "
+            "check on it is not evaluated."
         )
     notes += _undefined_rate_notes(name, result.groups, rates, included)
     notes += [
-        f"{name}: {c.metric} is undefined ({_why_undefined(c.metric)}), so its check is not "
-        "evaluated."
+        f"{name}: {c.metric} is undefined ({result.undefined_reason(c.metric)}), so its check "
+        "is not evaluated."
         for c in result.checks
         if c.passed is None
     ]
@@ -596,14 +620,6 @@ def _undefined_rate_notes(
             )
     return notes
 
-
-def _why_undefined(metric: str) -> str:
-    return {
-        "demographic_parity_difference": "no group to compare",
-        "demographic_parity_ratio": "no compared group has a positive prediction",
-        "equalized_odds_difference": "no compared group has a TPR or an FPR",
-        "equal_opportunity_difference": "no compared group has a positive label",
-    }[metric]
 
 
 # --- JSON -----------------------------------------------------------------------------------

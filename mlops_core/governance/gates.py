@@ -316,7 +316,10 @@ def _fairness(context: _Context) -> list[GateResult]:
         for check in feature.checks:
             name = f"fairness {feature.name} {check.metric}"
             if check.passed is None:
-                reason = f"{check.metric} is undefined for {feature.name} (see the groups)."
+                reason = (
+                    f"{check.metric} is undefined for {feature.name}: "
+                    f"{feature.undefined_reason(check.metric)}."
+                )
                 results.append(
                     GateResult(
                         name,
