@@ -58,6 +58,23 @@ def test_filters_and_csv_export(panel_db_url: str) -> None:
     assert audit.distinct_values(panel_db_url)["action"] == ["approve", "request"]
 
 
+def test_csv_export_quotes_cells_a_spreadsheet_would_run(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'panel.db'}"
+    db.upgrade(url)
+    event = audit.record(
+        url,
+        ALICE,
+        "request",
+        model='=HYPERLINK("http://evil.example","x")',
+        version="-2+3",
+        reason="=cmd|' /C calc'!A0",
+    )
+    (row,) = csv.DictReader(io.StringIO(audit.export_csv(url)))
+    assert row["reason"] == "'=cmd|' /C calc'!A0"
+    assert row["model_name"] == "'" + event.model_name and row["version"] == "'-2+3"
+    assert row["id"] == str(event.id) and row["hash"] == event.hash
+
+
 def test_an_edited_event_is_named_as_the_first_broken_one(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'panel.db'}"
     events = _seed(url)

@@ -28,6 +28,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mlops_core.csv_safety import safe_row
 from mlops_core.identity import Actor
 from mlops_core.stores.db import AuditEvent, session_factory, utcnow
 
@@ -343,26 +344,32 @@ def verify(db_url: str) -> ChainStatus:
 
 
 def export_csv(db_url: str, filters: AuditFilter | None = None) -> str:
-    """The events (oldest first) as CSV, with their hashes so a copy can be re-verified."""
+    """The events (oldest first) as CSV, with their hashes so a copy can be re-verified.
+
+    Reasons, names and details are typed by people, so formula-like cells are quoted
+    (`csv_safety`, reversible by dropping one leading quote).
+    """
     records = sorted(list_events(db_url, filters), key=lambda r: r.id)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for r in records:
         writer.writerow(
-            [
-                r.id,
-                _timestamp(r.created_at),
-                r.actor,
-                r.actor_via,
-                r.action,
-                r.model_name or "",
-                r.version or "",
-                "" if r.request_id is None else r.request_id,
-                r.reason or "",
-                json.dumps(r.details, sort_keys=True, ensure_ascii=False),
-                r.prev_hash,
-                r.hash,
-            ]
+            safe_row(
+                [
+                    r.id,
+                    _timestamp(r.created_at),
+                    r.actor,
+                    r.actor_via,
+                    r.action,
+                    r.model_name or "",
+                    r.version or "",
+                    "" if r.request_id is None else r.request_id,
+                    r.reason or "",
+                    json.dumps(r.details, sort_keys=True, ensure_ascii=False),
+                    r.prev_hash,
+                    r.hash,
+                ]
+            )
         )
     return buffer.getvalue()
