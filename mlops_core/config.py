@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -14,6 +14,9 @@ from sqlalchemy.exc import ArgumentError
 from mlops_core.errors import ConfigError
 
 DEFAULT_DATA_DIR = ".mlops"
+# 32 characters of secrets.token_urlsafe carry 192 bits: more than HMAC-SHA256 needs.
+MIN_AUDIT_KEY_CHARS = 32
+MAKE_AUDIT_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 
 
@@ -27,6 +30,10 @@ class Settings:
     inference_db_url: str
     users_file: Path
     access_file: Path
+    # The secret keying the audit chain: MLOPS_AUDIT_KEY, else read from audit_key_file.
+    audit_key: str | None = field(repr=False)
+    audit_key_file: Path
+    audit_anchor_file: Path
 
     @property
     def is_embedded_tracking(self) -> bool:
@@ -49,6 +56,36 @@ def _check_tracking_uri(value: str) -> str:
             "use a server URL (http://host:5000) or a database URI (sqlite:///path/mlflow.db)."
         )
     return value
+
+
+def _audit_key(env: Mapping[str, str], db_url: str) -> str | None:
+    """MLOPS_AUDIT_KEY; on PostgreSQL a key (or key file) must be given explicitly."""
+    key = env.get("MLOPS_AUDIT_KEY") or None
+    if key is not None and len(key) < MIN_AUDIT_KEY_CHARS:
+        raise ConfigError(
+            f"MLOPS_AUDIT_KEY is too short: use at least {MIN_AUDIT_KEY_CHARS} random "
+            f"characters, e.g. from {MAKE_AUDIT_KEY}"
+        )
+    explicit = key is not None or bool(env.get("MLOPS_AUDIT_KEY_FILE"))
+    if not explicit and make_url(db_url).get_backend_name() == "postgresql":
+        # A key file made on first use suits one machine; replicas of a production panel
+        # must share one key, managed as a secret and kept out of the panel database.
+        raise ConfigError(
+            "MLOPS_AUDIT_KEY is required when MLOPS_DB_URL is PostgreSQL: set it (or "
+            "MLOPS_AUDIT_KEY_FILE, a file holding it) to the same secret on every replica, "
+            f"e.g. from {MAKE_AUDIT_KEY}"
+        )
+    return key
+
+
+def _existing_file(env: Mapping[str, str], name: str, default: Path) -> Path:
+    """A file setting that must exist when it is given; the default may not exist yet."""
+    if not env.get(name):
+        return default
+    path = _path_setting(env, name, default)
+    if not path.is_file():
+        raise ConfigError(f"{name} points to {path}, which is not a file.")
+    return path
 
 
 def _path_setting(env: Mapping[str, str], name: str, default: Path) -> Path:
@@ -88,6 +125,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inference_db_url=inference_db_url,
         users_file=_path_setting(env, "MLOPS_USERS_FILE", data_dir / "users.toml"),
         access_file=_path_setting(env, "MLOPS_ACCESS_FILE", data_dir / "access.toml"),
+        audit_key=_audit_key(env, db_url),
+        audit_key_file=_existing_file(env, "MLOPS_AUDIT_KEY_FILE", data_dir / "audit.key"),
+        audit_anchor_file=_path_setting(
+            env, "MLOPS_AUDIT_ANCHOR_FILE", data_dir / "audit-anchors.jsonl"
+        ),
     )
 
 

@@ -131,7 +131,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
     with pytest.raises(ActionRefused, match="already decided"):
         retry_apply(settings, registry, APPROVER, pending.id)
     assert actions(settings).count("apply") == 1
-    assert audit.verify(settings.db_url).ok
+    assert audit.verify(settings).ok
     assert reconcile(settings, registry) == []
 
 
@@ -369,7 +369,7 @@ def test_concurrent_approvals_on_postgresql_give_exactly_one_decision(
     with db.session_factory(pg_url)() as session:
         decisions = session.scalar(select(func.count()).select_from(db.Decision))
     assert decisions == 1
-    assert actions(settings).count("apply") == 1 and audit.verify(pg_url).ok
+    assert actions(settings).count("apply") == 1 and audit.verify(settings).ok
     assert champion(registry) == "3"
 
 

@@ -38,7 +38,7 @@ def _date(value: str) -> date:
 
 def handle_verify(args: argparse.Namespace, settings: Settings) -> int:
     upgrade(settings.db_url)
-    status = audit.verify(settings.db_url)
+    status = audit.verify(settings)
     print(status.summary)
     return 0 if status.ok else 1
 

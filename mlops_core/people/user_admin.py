@@ -37,7 +37,7 @@ def manage_user(
         settings.users_file, username, password, roles, email=email, display_name=display_name
     )
     audit.record(
-        settings.db_url,
+        settings,
         acting,
         "account_changed",
         reason=f"{user.username} now has roles {', '.join(sorted(user.roles)) or 'none'}",

@@ -1,9 +1,15 @@
 """The audit log: append-only and hash-chained, in the panel database.
 
 Each event stores who, when, what and why, the previous event's hash and its own hash:
-sha256 over a canonical JSON of its fields plus the previous hash. Editing, inserting or
-deleting an event in the middle breaks the chain at that point, which `verify` names.
+HMAC-SHA256, keyed with the audit key (audit_key.py), over a canonical JSON of its fields
+plus the previous hash. Editing, inserting or deleting an event breaks the chain at that
+point, which `verify` names; without the key nobody can compute a hash that verifies, so
+nobody who can merely write the database can append or rewrite events either.
 On PostgreSQL a trigger (migration 0001) refuses UPDATE, DELETE and TRUNCATE outright.
+
+Events written by versions before the key have a plain sha256 hash ("legacy"). They are
+accepted only as the chain's beginning: once a keyed event follows, its signed previous
+hash binds them, and an unkeyed event after a keyed one is a forgery.
 
 Events are appended in the same transaction as the state change they record, through
 `atomic`, so the log and the workflow state never disagree. On PostgreSQL appenders
@@ -28,12 +34,17 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mlops_core.config import Settings
 from mlops_core.csv_safety import safe_row
 from mlops_core.identity import Actor
+from mlops_core.stores.audit_key import audit_key, canonical, is_signed, sign
 from mlops_core.stores.db import AuditEvent, session_factory, utcnow
 
 GENESIS_HASH = "0" * 64
 CHAIN_ATTEMPTS = 8
+KEYED, LEGACY = "hmac-sha256", "sha256"
+# Where `atomic` hands `append` the audit key, in the session's own info dict.
+_KEY_INFO = "mlops_audit_key"
 # Any fixed number: the PostgreSQL advisory lock that serialises appends.
 CHAIN_LOCK_KEY = 0x6D6C6F7073
 CSV_COLUMNS = [
@@ -91,12 +102,32 @@ class ChainStatus:
     first_broken_id: int | None = None
     reason: str | None = None
     head_hash: str = GENESIS_HASH
+    # Events at the chain's beginning with the plain sha256 of versions before the key.
+    legacy: int = 0
 
     @property
     def summary(self) -> str:
-        if self.ok:
-            return f"Audit chain intact: {self.checked} events, head hash {self.head_hash}."
-        return f"Audit chain broken at event #{self.first_broken_id}: {self.reason}"
+        """One line: intact with what it rests on, or the first broken event and why."""
+        if not self.ok:
+            return f"Audit chain broken at event #{self.first_broken_id}: {self.reason}"
+        return (
+            f"Audit chain intact: {self.checked} events{self._legacy_note()}, "
+            f"head hash {self.head_hash}."
+        )
+
+    def _legacy_note(self) -> str:
+        if not self.legacy:
+            return ""
+        if self.legacy == self.checked:
+            return (
+                f" (all {self.legacy} unkeyed legacy events from before keyed hashing: "
+                "until a keyed event follows them, a rewrite by someone able to write the "
+                "database would not show)"
+            )
+        return (
+            f" (the first {self.legacy} are unkeyed legacy events, bound by the keyed "
+            "ones after them)"
+        )
 
 
 @dataclass(frozen=True)
@@ -132,8 +163,8 @@ def _timestamp(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-def compute_hash(fields: _Fields, prev_hash: str) -> str:
-    payload = {
+def _payload(fields: _Fields, prev_hash: str) -> dict[str, Any]:
+    return {
         "created_at": _timestamp(fields.created_at),
         "actor": fields.actor,
         "actor_via": fields.actor_via,
@@ -145,8 +176,11 @@ def compute_hash(fields: _Fields, prev_hash: str) -> str:
         "details": fields.details,
         "prev_hash": prev_hash,
     }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def legacy_hash(fields: _Fields, prev_hash: str) -> str:
+    """The unkeyed hash of versions before the audit key: anyone can compute it."""
+    return hashlib.sha256(canonical(_payload(fields, prev_hash))).hexdigest()
 
 
 def _head_hash(session: Session) -> str:
@@ -169,7 +203,13 @@ def append(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add an event after the current head; it commits with the caller's transaction."""
+    """Add an event after the current head; it commits with the caller's transaction.
+
+    Only inside `atomic`, which hands the session the audit key.
+    """
+    key = session.info.get(_KEY_INFO)
+    if key is None:
+        raise RuntimeError("audit.append must run inside audit.atomic (it holds the audit key)")
     fields = _Fields(
         created_at=utcnow(),
         actor=actor.username,
@@ -193,7 +233,7 @@ def append(
         reason=fields.reason,
         details=fields.details,
         prev_hash=prev_hash,
-        hash=compute_hash(fields, prev_hash),
+        hash=sign(key, _payload(fields, prev_hash)),
     )
     session.add(event)
     session.flush()
@@ -204,15 +244,17 @@ def _is_chain_conflict(exc: IntegrityError) -> bool:
     return "prev_hash" in str(exc.orig) or "audit_event_prev_hash" in str(exc.orig)
 
 
-def atomic(db_url: str, work: Callable[[Session], T]) -> T:
+def atomic(settings: Settings, work: Callable[[Session], T]) -> T:
     """Run `work` in one transaction; run it again when another writer took the chain head.
 
     `work` must touch only the panel database: it may run more than once.
     """
-    sessions = session_factory(db_url)
+    key = audit_key(settings)
+    sessions = session_factory(settings.db_url)
     for attempt in range(CHAIN_ATTEMPTS):
         try:
             with sessions.begin() as session:
+                session.info[_KEY_INFO] = key
                 return work(session)
         except IntegrityError as exc:
             if not _is_chain_conflict(exc) or attempt == CHAIN_ATTEMPTS - 1:
@@ -221,13 +263,13 @@ def atomic(db_url: str, work: Callable[[Session], T]) -> T:
 
 
 def record(
-    db_url: str,
+    settings: Settings,
     actor: Actor,
     action: str,
     **event: Any,
 ) -> AuditRecord:
     """Append one event on its own (no other state changes with it)."""
-    return atomic(db_url, lambda session: to_record(append(session, actor, action, **event)))
+    return atomic(settings, lambda session: to_record(append(session, actor, action, **event)))
 
 
 def to_record(event: AuditEvent) -> AuditRecord:
@@ -301,7 +343,8 @@ def _chain(session: Session, batch: int = 1000) -> Iterator[AuditEvent]:
         session.expunge_all()
 
 
-def _recomputed(event: AuditEvent) -> str:
+def _scheme(event: AuditEvent, key: bytes) -> str | None:
+    """KEYED or LEGACY when the event's hash matches its content that way, else None."""
     fields = _Fields(
         created_at=event.created_at,
         actor=event.actor,
@@ -313,34 +356,52 @@ def _recomputed(event: AuditEvent) -> str:
         reason=event.reason,
         details=event.details or {},
     )
-    return compute_hash(fields, event.prev_hash)
+    if is_signed(key, _payload(fields, event.prev_hash), event.hash):
+        return KEYED
+    if legacy_hash(fields, event.prev_hash) == event.hash:
+        return LEGACY
+    return None
 
 
-def verify_session(session: Session) -> ChainStatus:
-    expected_prev = GENESIS_HASH
-    checked = 0
-    for event in _chain(session):
-        if event.prev_hash != expected_prev:
-            return ChainStatus(
-                False,
-                checked,
-                event.id,
-                "its previous-hash does not match the event before it "
-                "(an event before it was deleted, inserted or edited).",
-            )
-        if _recomputed(event) != event.hash:
-            return ChainStatus(
-                False, checked, event.id, "its content does not match its hash (it was edited)."
-            )
+def _problem(event: AuditEvent, scheme: str | None, expected_prev: str, keyed: bool) -> str | None:
+    """Why `event` breaks the chain, if it does; `keyed`: a keyed event came before it."""
+    if event.prev_hash != expected_prev:
+        return (
+            "its previous-hash does not match the event before it "
+            "(an event before it was deleted, inserted or edited)."
+        )
+    if scheme is None:
+        return (
+            "its content does not match its hash (it was edited, or the audit key is not "
+            "the one it was written with)."
+        )
+    if scheme == LEGACY and keyed:
+        return (
+            "it has an unkeyed sha256 hash after keyed hashing began (it was forged or "
+            "rewritten by someone without the audit key)."
+        )
+    return None
+
+
+def _walk(events: Iterator[AuditEvent], key: bytes) -> ChainStatus:
+    expected_prev, checked, legacy, keyed = GENESIS_HASH, 0, 0, False
+    for event in events:
+        scheme = _scheme(event, key)
+        problem = _problem(event, scheme, expected_prev, keyed)
+        if problem:
+            return ChainStatus(False, checked, event.id, problem)
+        keyed = keyed or scheme == KEYED
+        legacy += scheme == LEGACY
         expected_prev = event.hash
         checked += 1
-    return ChainStatus(True, checked, head_hash=expected_prev)
+    return ChainStatus(True, checked, head_hash=expected_prev, legacy=legacy)
 
 
-def verify(db_url: str) -> ChainStatus:
+def verify(settings: Settings) -> ChainStatus:
     """Walk the whole chain from the first event; name the first event that breaks it."""
-    with session_factory(db_url)() as session:
-        return verify_session(session)
+    key = audit_key(settings)
+    with session_factory(settings.db_url)() as session:
+        return _walk(_chain(session), key)
 
 
 def export_csv(db_url: str, filters: AuditFilter | None = None) -> str:
