@@ -6,8 +6,10 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import stat
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from mlops_core.config import Settings
 from mlops_core.errors import ConfigError
 from mlops_core.identity import Actor
 from mlops_core.stores import audit, db
+from mlops_core.stores.audit_anchors import Anchor, write_anchor
 from mlops_core.stores.audit_key import audit_key, canonical
 from tests.conftest import settings_for
 
@@ -214,6 +217,131 @@ def test_legacy_events_are_accepted_only_as_the_chains_beginning(sqlite_chain: S
     assert "previous-hash" in status.reason
 
 
+def _tamper(settings: Settings, statement: str, **params: object) -> None:
+    """Run SQL as the database's owner would, with the append-only trigger off."""
+    with db.get_engine(settings.db_url).begin() as connection:
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            connection.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
+        connection.execute(text(statement), params)
+        if postgres:
+            connection.execute(text("ALTER TABLE audit_event ENABLE TRIGGER USER"))
+
+
+def test_each_commit_anchors_its_head_outside_the_database(chain: Settings) -> None:
+    events = _seed(chain, n=3)
+    lines = chain.audit_anchor_file.read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [e.id for e in events]
+    status = audit.verify(chain)
+    assert status.ok and status.anchored_id == status.head_id == events[-1].id
+    assert "anchored outside the database" in status.summary
+
+
+def test_a_truncated_chain_is_caught(chain: Settings) -> None:
+    events = _seed(chain)
+    _tamper(chain, "DELETE FROM audit_event WHERE id >= :id", id=events[2].id)
+    status = audit.verify(chain)
+    assert not status.ok and status.first_broken_id == events[2].id
+    assert f"the chain ends at #{events[1].id}" in status.reason and "deleted" in status.reason
+    # Deleting everything is no way out either.
+    _tamper(chain, "DELETE FROM audit_event")
+    status = audit.verify(chain)
+    assert status.first_broken_id == events[0].id and "the chain is empty" in status.reason
+
+
+def test_a_truncated_chain_stays_caught_after_the_next_append(sqlite_chain: Settings) -> None:
+    # SQLite hands the deleted ids out again; the new events cannot match the anchors.
+    events = _seed(sqlite_chain)
+    _tamper(sqlite_chain, "DELETE FROM audit_event WHERE id >= :id", id=events[2].id)
+    audit.record(sqlite_chain, ALICE, "request")
+    status = audit.verify(sqlite_chain)
+    assert not status.ok and status.first_broken_id == events[2].id
+    assert "differs from the one anchored" in status.reason
+
+
+def test_a_tail_rewritten_with_the_stolen_key_is_caught_by_the_anchors(
+    sqlite_chain: Settings,
+) -> None:
+    events = _seed(sqlite_chain)
+    key = AUDIT_KEY.encode()
+    _rehash_from(
+        sqlite_chain,
+        events[1].id,
+        hasher=lambda p: hmac.new(key, canonical(p), hashlib.sha256).hexdigest(),
+    )
+    status = audit.verify(sqlite_chain)
+    assert not status.ok and status.first_broken_id == events[1].id
+    assert "differs from the one anchored" in status.reason
+
+
+def test_a_chain_recomputed_as_legacy_sha256_is_caught(sqlite_chain: Settings) -> None:
+    events = _seed(sqlite_chain)
+    _rehash_from(sqlite_chain, events[0].id)
+    status = audit.verify(sqlite_chain)
+    assert not status.ok and status.first_broken_id == events[0].id
+    assert "without the audit key" in status.reason
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"id": 99, "hash": "a" * 64, "mac": "0" * 64},
+        {"id": 1, "hash": "a" * 64},
+        "[1, 2]",
+    ],
+)
+def test_a_forged_anchor_line_is_caught(sqlite_chain: Settings, line: object) -> None:
+    _seed(sqlite_chain, n=2)
+    with sqlite_chain.audit_anchor_file.open("a") as file:
+        file.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+    status = audit.verify(sqlite_chain)
+    assert not status.ok and status.first_broken_id is None
+    assert "line 3 of the anchor file" in status.summary and "not signed" in status.summary
+
+
+def test_an_anchor_signed_with_another_key_is_caught(sqlite_chain: Settings, tmp_path) -> None:
+    _seed(sqlite_chain, n=1)
+    other = chain_settings(tmp_path / "other", sqlite_chain.db_url, key="other-key-" + "y" * 32)
+    write_anchor(sqlite_chain.audit_anchor_file, audit_key(other), Anchor(1, "b" * 64))
+    assert "line 2 of the anchor file" in audit.verify(sqlite_chain).summary
+
+
+def test_lost_and_torn_anchor_writes_never_fail_a_sound_chain(sqlite_chain: Settings) -> None:
+    events = _seed(sqlite_chain)
+    anchors = sqlite_chain.audit_anchor_file
+    # The last two appenders died after their commit: one before writing, one halfway.
+    first_two = anchors.read_text().splitlines()[:2]
+    torn = anchors.read_text().splitlines()[3][:30]
+    anchors.write_text("\n".join(first_two) + "\n" + torn)
+    status = audit.verify(sqlite_chain)
+    assert status.ok and status.anchored_id == events[1].id and status.head_id == events[3].id
+    assert "anchored up to" in status.summary
+    # The next appender ends the torn line first; the chain is anchored to its head again.
+    latest = audit.record(sqlite_chain, ALICE, "request")
+    status = audit.verify(sqlite_chain)
+    assert status.ok and status.anchored_id == status.head_id == latest.id
+
+
+def test_anchors_written_out_of_order_keep_the_highest(sqlite_chain: Settings) -> None:
+    events = _seed(sqlite_chain, n=3)
+    # Two processes appending at once may write their anchors in either order.
+    lines = sqlite_chain.audit_anchor_file.read_text().splitlines()
+    sqlite_chain.audit_anchor_file.write_text("\n".join([lines[0], lines[2], lines[1]]) + "\n")
+    status = audit.verify(sqlite_chain)
+    assert status.ok and status.anchored_id == events[2].id
+
+
+def test_an_anchor_that_cannot_be_written_does_not_undo_the_action(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(tmp_path, MLOPS_AUDIT_ANCHOR_FILE=str(tmp_path))  # a folder
+    db.upgrade(settings.db_url)
+    event = audit.record(settings, ALICE, "request")
+    assert "Could not anchor audit event" in caplog.text
+    status = audit.verify(replace(settings, audit_anchor_file=tmp_path / "none.jsonl"))
+    assert status.ok and status.head_id == event.id and "not anchored yet" in status.summary
+
+
 def test_zero_configuration_makes_a_private_key_file_once(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     assert not settings.audit_key_file.exists()
@@ -350,3 +478,5 @@ def test_concurrent_appends_keep_one_linear_chain(pg_chain: Settings) -> None:
     assert errors == []
     status = audit.verify(pg_chain)
     assert status.ok and status.checked == writers * per_writer
+    # Anchors written after each commit, in whatever order: the highest is the head.
+    assert status.anchored_id == status.head_id

@@ -1,4 +1,5 @@
-"""`audit verify` walks the hash chain; `audit export --csv` writes the log as CSV."""
+"""`audit verify` walks the keyed hash chain against its anchors; `audit export --csv`
+writes the log as CSV."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from mlops_core.stores.db import upgrade
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("audit", help="verify or export the audit log")
     actions = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    verify = actions.add_parser("verify", help="check the hash chain; name the first broken event")
+    verify = actions.add_parser(
+        "verify", help="check the keyed chain and its anchors; name the first broken event"
+    )
     verify.set_defaults(handler=handle_verify)
     export = actions.add_parser("export", help="export events (oldest first)")
     export.add_argument("--csv", action="store_true", required=True, help="CSV (the format)")

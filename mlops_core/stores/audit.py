@@ -7,9 +7,14 @@ point, which `verify` names; without the key nobody can compute a hash that veri
 nobody who can merely write the database can append or rewrite events either.
 On PostgreSQL a trigger (migration 0001) refuses UPDATE, DELETE and TRUNCATE outright.
 
+After each commit the head is also anchored outside the database (audit_anchors.py):
+`verify` reports a chain that lacks an anchored event (truncated) or has another hash at
+an anchored id (rewritten), which the hashes alone could not show.
+
 Events written by versions before the key have a plain sha256 hash ("legacy"). They are
-accepted only as the chain's beginning: once a keyed event follows, its signed previous
-hash binds them, and an unkeyed event after a keyed one is a forgery.
+accepted only as the chain's beginning, before the first keyed or anchored event: once a
+keyed event follows, its signed previous hash binds them, and an unkeyed event after a
+keyed one is a forgery.
 
 Events are appended in the same transaction as the state change they record, through
 `atomic`, so the log and the workflow state never disagree. On PostgreSQL appenders
@@ -24,7 +29,9 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -37,14 +44,17 @@ from sqlalchemy.orm import Session
 from mlops_core.config import Settings
 from mlops_core.csv_safety import safe_row
 from mlops_core.identity import Actor
+from mlops_core.stores.audit_anchors import Anchor, read_anchors, write_anchor
 from mlops_core.stores.audit_key import audit_key, canonical, is_signed, sign
 from mlops_core.stores.db import AuditEvent, session_factory, utcnow
 
 GENESIS_HASH = "0" * 64
 CHAIN_ATTEMPTS = 8
 KEYED, LEGACY = "hmac-sha256", "sha256"
-# Where `atomic` hands `append` the audit key, in the session's own info dict.
+# In the session's own info dict: the audit key `atomic` hands `append`, and the last
+# event `append` added, which `atomic` anchors once the transaction has committed.
 _KEY_INFO = "mlops_audit_key"
+_HEAD_INFO = "mlops_audit_head"
 # Any fixed number: the PostgreSQL advisory lock that serialises appends.
 CHAIN_LOCK_KEY = 0x6D6C6F7073
 CSV_COLUMNS = [
@@ -64,6 +74,7 @@ CSV_COLUMNS = [
 # The panel itself acting (reconcile), as opposed to a person or a pipeline.
 SYSTEM = Actor(username="system", auth_method="panel")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,17 +113,23 @@ class ChainStatus:
     first_broken_id: int | None = None
     reason: str | None = None
     head_hash: str = GENESIS_HASH
+    head_id: int | None = None
     # Events at the chain's beginning with the plain sha256 of versions before the key.
     legacy: int = 0
+    # The highest event id anchored outside the database, if any.
+    anchored_id: int | None = None
 
     @property
     def summary(self) -> str:
-        """One line: intact with what it rests on, or the first broken event and why."""
+        """One line: intact and what that rests on, or the first broken event and why."""
         if not self.ok:
-            return f"Audit chain broken at event #{self.first_broken_id}: {self.reason}"
+            where = f" at event #{self.first_broken_id}" if self.first_broken_id else ""
+            return f"Audit chain broken{where}: {self.reason}"
+        if self.head_id is None:
+            return "Audit chain intact: no events yet."
         return (
-            f"Audit chain intact: {self.checked} events{self._legacy_note()}, "
-            f"head hash {self.head_hash}."
+            f"Audit chain intact: {self.checked} events{self._legacy_note()}, head "
+            f"#{self.head_id} hash {self.head_hash}{self._anchor_note()}."
         )
 
     def _legacy_note(self) -> str:
@@ -128,6 +145,13 @@ class ChainStatus:
             f" (the first {self.legacy} are unkeyed legacy events, bound by the keyed "
             "ones after them)"
         )
+
+    def _anchor_note(self) -> str:
+        if self.anchored_id == self.head_id:
+            return ", anchored outside the database"
+        if self.anchored_id is None:
+            return "; not anchored yet, so deleting the last events would not show"
+        return f"; anchored up to #{self.anchored_id}: deleting the events after it would not show"
 
 
 @dataclass(frozen=True)
@@ -237,6 +261,7 @@ def append(
     )
     session.add(event)
     session.flush()
+    session.info[_HEAD_INFO] = Anchor(event.id, event.hash)
     return event
 
 
@@ -255,11 +280,25 @@ def atomic(settings: Settings, work: Callable[[Session], T]) -> T:
         try:
             with sessions.begin() as session:
                 session.info[_KEY_INFO] = key
-                return work(session)
+                result = work(session)
+                head = session.info.get(_HEAD_INFO)
         except IntegrityError as exc:
             if not _is_chain_conflict(exc) or attempt == CHAIN_ATTEMPTS - 1:
                 raise
+            continue
+        if head is not None:
+            _anchor(settings, key, head)
+        return result
     raise AssertionError("unreachable")
+
+
+def _anchor(settings: Settings, key: bytes, head: Anchor) -> None:
+    """Anchor a committed head. The action it records has happened, so a failed write is
+    logged, not raised: it only leaves these events unanchored (see audit_anchors.py)."""
+    try:
+        write_anchor(settings.audit_anchor_file, key, head)
+    except OSError as exc:
+        log.warning("Could not anchor audit event #%s in %s: %s", head.id, exc.filename, exc)
 
 
 def record(
@@ -363,8 +402,37 @@ def _scheme(event: AuditEvent, key: bytes) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Anchored:
+    """The anchors by id, to look up as the walk goes."""
+
+    ids: list[int]
+    hashes: dict[int, set[str]]
+
+    @classmethod
+    def of(cls, anchors: tuple[Anchor, ...]) -> _Anchored:
+        hashes: dict[int, set[str]] = {}
+        for anchor in anchors:
+            hashes.setdefault(anchor.id, set()).add(anchor.hash)
+        return cls(sorted(hashes), hashes)
+
+    def keyed_from(self) -> int | None:
+        """The first anchored id: keyed hashing had begun by then."""
+        return self.ids[0] if self.ids else None
+
+    def missing_after(self, last_id: int, before: int | None = None) -> int | None:
+        """The first anchored id after `last_id` (and before `before`): one the chain lacks."""
+        index = bisect_right(self.ids, last_id)
+        if index < len(self.ids) and (before is None or self.ids[index] < before):
+            return self.ids[index]
+        return None
+
+    def differs(self, event: AuditEvent) -> bool:
+        return bool(self.hashes.get(event.id, {event.hash}) - {event.hash})
+
+
 def _problem(event: AuditEvent, scheme: str | None, expected_prev: str, keyed: bool) -> str | None:
-    """Why `event` breaks the chain, if it does; `keyed`: a keyed event came before it."""
+    """Why `event` breaks the chain, if it does; `keyed`: keyed hashing had begun."""
     if event.prev_hash != expected_prev:
         return (
             "its previous-hash does not match the event before it "
@@ -383,25 +451,60 @@ def _problem(event: AuditEvent, scheme: str | None, expected_prev: str, keyed: b
     return None
 
 
-def _walk(events: Iterator[AuditEvent], key: bytes) -> ChainStatus:
-    expected_prev, checked, legacy, keyed = GENESIS_HASH, 0, 0, False
+MISSING = "it was anchored outside the database but is missing from the chain (deleted)."
+REWRITTEN = (
+    "its hash differs from the one anchored outside the database (it was rewritten and "
+    "the hashes after it recomputed)."
+)
+
+
+def _walk(events: Iterator[AuditEvent], key: bytes, anchored: _Anchored) -> ChainStatus:
+    expected_prev, checked, legacy, keyed, last_id = GENESIS_HASH, 0, 0, False, 0
+    keyed_from = anchored.keyed_from()
     for event in events:
         scheme = _scheme(event, key)
+        keyed = keyed or (keyed_from is not None and event.id >= keyed_from)
         problem = _problem(event, scheme, expected_prev, keyed)
         if problem:
             return ChainStatus(False, checked, event.id, problem)
+        missing = anchored.missing_after(last_id, before=event.id)
+        if missing is not None:
+            return ChainStatus(False, checked, missing, MISSING)
+        if anchored.differs(event):
+            return ChainStatus(False, checked, event.id, REWRITTEN)
         keyed = keyed or scheme == KEYED
         legacy += scheme == LEGACY
-        expected_prev = event.hash
+        expected_prev, last_id = event.hash, event.id
         checked += 1
-    return ChainStatus(True, checked, head_hash=expected_prev, legacy=legacy)
+    truncated = anchored.missing_after(last_id)
+    if truncated is not None:
+        end = f"ends at #{last_id}" if checked else "is empty"
+        return ChainStatus(
+            False,
+            checked,
+            truncated,
+            f"it was anchored outside the database but the chain {end} (its last events "
+            "were deleted).",
+        )
+    return ChainStatus(
+        True,
+        checked,
+        head_hash=expected_prev,
+        head_id=last_id or None,
+        legacy=legacy,
+        anchored_id=anchored.ids[-1] if anchored.ids else None,
+    )
 
 
 def verify(settings: Settings) -> ChainStatus:
-    """Walk the whole chain from the first event; name the first event that breaks it."""
+    """Walk the whole chain from the first event against its anchors; name the first
+    event that breaks it."""
     key = audit_key(settings)
+    anchors = read_anchors(settings.audit_anchor_file, key)
+    if anchors.problem:
+        return ChainStatus(False, 0, reason=anchors.problem)
     with session_factory(settings.db_url)() as session:
-        return _walk(_chain(session), key)
+        return _walk(_chain(session), key, _Anchored.of(anchors.entries))
 
 
 def export_csv(db_url: str, filters: AuditFilter | None = None) -> str:
