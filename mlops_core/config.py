@@ -30,6 +30,9 @@ class Settings:
     inference_db_url: str
     users_file: Path
     access_file: Path
+    # MLOPS_DB_MIGRATE_URL: the same database as the schema's owner, when the panel's own
+    # user (db_url) may not change the schema; None when one user does both.
+    db_migrate_url: str | None
     # The secret keying the audit chain: MLOPS_AUDIT_KEY, else read from audit_key_file.
     audit_key: str | None = field(repr=False)
     audit_key_file: Path
@@ -38,6 +41,20 @@ class Settings:
     @property
     def is_embedded_tracking(self) -> bool:
         return self.tracking_uri.startswith("sqlite:")
+
+    @property
+    def migrate_url(self) -> str:
+        """Where migrations run: the owner's URL when given, else the panel's own."""
+        return self.db_migrate_url or self.db_url
+
+    @property
+    def db_app_role(self) -> str | None:
+        """The PostgreSQL role the panel connects as, when migrations run as another one:
+        migrations grant it what the panel needs and nothing more."""
+        app, owner = make_url(self.db_url), make_url(self.migrate_url)
+        if app.get_backend_name() != "postgresql" or app.username == owner.username:
+            return None
+        return app.username
 
 
 def _check_db_url(name: str, value: str) -> str:
@@ -54,6 +71,23 @@ def _check_tracking_uri(value: str) -> str:
         raise ConfigError(
             f"MLFLOW_TRACKING_URI has an unsupported scheme {scheme or '(none)'!r} in {value!r}; "
             "use a server URL (http://host:5000) or a database URI (sqlite:///path/mlflow.db)."
+        )
+    return value
+
+
+def _database(url: str) -> tuple[str, str | None, int | None, str | None]:
+    parsed = make_url(url)
+    return parsed.get_backend_name(), parsed.host, parsed.port, parsed.database
+
+
+def _migrate_url(env: Mapping[str, str], db_url: str) -> str | None:
+    value = env.get("MLOPS_DB_MIGRATE_URL") or None
+    if value is None:
+        return None
+    if _database(_check_db_url("MLOPS_DB_MIGRATE_URL", value)) != _database(db_url):
+        raise ConfigError(
+            "MLOPS_DB_MIGRATE_URL must name the same database as MLOPS_DB_URL; only the user "
+            "and password may differ."
         )
     return value
 
@@ -125,6 +159,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inference_db_url=inference_db_url,
         users_file=_path_setting(env, "MLOPS_USERS_FILE", data_dir / "users.toml"),
         access_file=_path_setting(env, "MLOPS_ACCESS_FILE", data_dir / "access.toml"),
+        db_migrate_url=_migrate_url(env, db_url),
         audit_key=_audit_key(env, db_url),
         audit_key_file=_existing_file(env, "MLOPS_AUDIT_KEY_FILE", data_dir / "audit.key"),
         audit_anchor_file=_path_setting(

@@ -52,6 +52,19 @@ def test_postgresql_without_an_explicit_audit_key_refuses_to_start(tmp_path: Pat
     assert settings.audit_key is None and settings.audit_key_file == key_file
 
 
+def test_migrations_may_run_as_the_owner_of_the_same_database(tmp_path: Path) -> None:
+    env = {"MLOPS_DATA_DIR": str(tmp_path), "MLOPS_DB_URL": PG_URL, "MLOPS_AUDIT_KEY": AUDIT_KEY}
+    alone = load_settings(env)
+    assert alone.migrate_url == PG_URL and alone.db_app_role is None
+    owner_url = PG_URL.replace("panel:secret", "owner:other")
+    split = load_settings({**env, "MLOPS_DB_MIGRATE_URL": owner_url})
+    assert split.migrate_url == owner_url and split.db_app_role == "panel"
+    with pytest.raises(ConfigError, match="MLOPS_DB_MIGRATE_URL must name the same database"):
+        load_settings({**env, "MLOPS_DB_MIGRATE_URL": owner_url.replace("/panel", "/other")})
+    # The embedded default has no roles.
+    assert load_settings({"MLOPS_DATA_DIR": str(tmp_path)}).db_app_role is None
+
+
 def test_the_audit_key_is_never_shown(tmp_path: Path) -> None:
     settings = load_settings({"MLOPS_DATA_DIR": str(tmp_path), "MLOPS_AUDIT_KEY": AUDIT_KEY})
     assert settings.audit_key == AUDIT_KEY and AUDIT_KEY not in repr(settings)
@@ -65,6 +78,7 @@ def test_the_audit_key_is_never_shown(tmp_path: Path) -> None:
         ("MLOPS_POLICY_FILE", "/does/not/exist.toml"),
         ("MLOPS_AUDIT_KEY", "too-short"),
         ("MLOPS_AUDIT_KEY_FILE", "/does/not/exist.key"),
+        ("MLOPS_DB_MIGRATE_URL", "not a url"),
     ],
 )
 def test_invalid_setting_fails_with_its_name(tmp_path: Path, name: str, value: str) -> None:

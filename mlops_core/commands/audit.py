@@ -11,7 +11,7 @@ from pathlib import Path
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.stores import audit
-from mlops_core.stores.db import upgrade
+from mlops_core.stores.db import migrate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,14 +40,14 @@ def _date(value: str) -> date:
 
 
 def handle_verify(args: argparse.Namespace, settings: Settings) -> int:
-    upgrade(settings.db_url)
+    migrate(settings)
     status = audit.verify(settings)
     print(status.summary)
     return 0 if status.ok else 1
 
 
 def handle_export(args: argparse.Namespace, settings: Settings) -> int:
-    upgrade(settings.db_url)
+    migrate(settings)
     filters = audit.AuditFilter(
         model=args.model,
         actor=args.actor,
