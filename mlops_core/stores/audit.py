@@ -128,7 +128,8 @@ class ChainStatus:
         if self.head_id is None:
             return "Audit chain intact: no events yet."
         return (
-            f"Audit chain intact: {self.checked} events{self._legacy_note()}, head "
+            f"Audit chain intact: {self.checked} event{'s' * (self.checked != 1)}"
+            f"{self._legacy_note()}, head "
             f"#{self.head_id} hash {self.head_hash}{self._anchor_note()}."
         )
 
