@@ -203,7 +203,7 @@ def _payload(fields: _Fields, prev_hash: str) -> dict[str, Any]:
     }
 
 
-def legacy_hash(fields: _Fields, prev_hash: str) -> str:
+def _legacy_hash(fields: _Fields, prev_hash: str) -> str:
     """The unkeyed hash of versions before the audit key: anyone can compute it."""
     return hashlib.sha256(canonical(_payload(fields, prev_hash))).hexdigest()
 
@@ -398,7 +398,7 @@ def _scheme(event: AuditEvent, key: bytes) -> str | None:
     )
     if is_signed(key, _payload(fields, event.prev_hash), event.hash):
         return KEYED
-    if legacy_hash(fields, event.prev_hash) == event.hash:
+    if _legacy_hash(fields, event.prev_hash) == event.hash:
         return LEGACY
     return None
 
