@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -15,6 +15,9 @@ from mlops_core.errors import ConfigError
 from mlops_core.redaction import redact
 
 DEFAULT_DATA_DIR = ".mlops"
+# 32 characters of secrets.token_urlsafe carry 192 bits: more than HMAC-SHA256 needs.
+MIN_AUDIT_KEY_CHARS = 32
+MAKE_AUDIT_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 
 
@@ -41,12 +44,33 @@ class Settings:
     inference_db_url: str
     users_file: Path
     access_file: Path
+    # MLOPS_DB_MIGRATE_URL: the same database as the schema's owner, when the panel's own
+    # user (db_url) may not change the schema; None when one user does both.
+    db_migrate_url: str | None
+    # The secret keying the audit chain: MLOPS_AUDIT_KEY, else read from audit_key_file.
+    audit_key: str | None = field(repr=False)
+    audit_key_file: Path
+    audit_anchor_file: Path
     data_limits: DataLimits = DataLimits()
     query_timeout_seconds: int = 30
 
     @property
     def is_embedded_tracking(self) -> bool:
         return self.tracking_uri.startswith("sqlite:")
+
+    @property
+    def migrate_url(self) -> str:
+        """Where migrations run: the owner's URL when given, else the panel's own."""
+        return self.db_migrate_url or self.db_url
+
+    @property
+    def db_app_role(self) -> str | None:
+        """The PostgreSQL role the panel connects as, when migrations run as another one:
+        migrations grant it what the panel needs and nothing more."""
+        app, owner = make_url(self.db_url), make_url(self.migrate_url)
+        if app.get_backend_name() != "postgresql" or app.username == owner.username:
+            return None
+        return app.username
 
 
 def _check_db_url(name: str, value: str) -> str:
@@ -79,6 +103,53 @@ def _check_tracking_uri(value: str) -> str:
     elif scheme not in ("file", "databricks"):
         _check_db_url("MLFLOW_TRACKING_URI", value)
     return value
+
+
+def _database(url: str) -> tuple[str, str | None, int | None, str | None]:
+    parsed = make_url(url)
+    return parsed.get_backend_name(), parsed.host, parsed.port, parsed.database
+
+
+def _migrate_url(env: Mapping[str, str], db_url: str) -> str | None:
+    value = env.get("MLOPS_DB_MIGRATE_URL") or None
+    if value is None:
+        return None
+    if _database(_check_db_url("MLOPS_DB_MIGRATE_URL", value)) != _database(db_url):
+        raise ConfigError(
+            "MLOPS_DB_MIGRATE_URL must name the same database as MLOPS_DB_URL; only the user "
+            "and password may differ."
+        )
+    return value
+
+
+def _audit_key(env: Mapping[str, str], db_url: str) -> str | None:
+    """MLOPS_AUDIT_KEY; on PostgreSQL a key (or key file) must be given explicitly."""
+    key = env.get("MLOPS_AUDIT_KEY") or None
+    if key is not None and len(key) < MIN_AUDIT_KEY_CHARS:
+        raise ConfigError(
+            f"MLOPS_AUDIT_KEY is too short: use at least {MIN_AUDIT_KEY_CHARS} random "
+            f"characters, e.g. from {MAKE_AUDIT_KEY}"
+        )
+    explicit = key is not None or bool(env.get("MLOPS_AUDIT_KEY_FILE"))
+    if not explicit and make_url(db_url).get_backend_name() == "postgresql":
+        # A key file made on first use suits one machine; replicas of a production panel
+        # must share one key, managed as a secret and kept out of the panel database.
+        raise ConfigError(
+            "MLOPS_AUDIT_KEY is required when MLOPS_DB_URL is PostgreSQL: set it (or "
+            "MLOPS_AUDIT_KEY_FILE, a file holding it) to the same secret on every replica, "
+            f"e.g. from {MAKE_AUDIT_KEY}"
+        )
+    return key
+
+
+def _existing_file(env: Mapping[str, str], name: str, default: Path) -> Path:
+    """A file setting that must exist when it is given; the default may not exist yet."""
+    if not env.get(name):
+        return default
+    path = _path_setting(env, name, default)
+    if not path.is_file():
+        raise ConfigError(f"{name} points to {path}, which is not a file.")
+    return path
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -147,6 +218,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inference_db_url=inference_db_url,
         users_file=_path_setting(env, "MLOPS_USERS_FILE", data_dir / "users.toml"),
         access_file=_path_setting(env, "MLOPS_ACCESS_FILE", data_dir / "access.toml"),
+        db_migrate_url=_migrate_url(env, db_url),
+        audit_key=_audit_key(env, db_url),
+        audit_key_file=_existing_file(env, "MLOPS_AUDIT_KEY_FILE", data_dir / "audit.key"),
+        audit_anchor_file=_path_setting(
+            env, "MLOPS_AUDIT_ANCHOR_FILE", data_dir / "audit-anchors.jsonl"
+        ),
         data_limits=data_limits(env),
         query_timeout_seconds=query_timeout_seconds(env),
     )

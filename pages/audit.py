@@ -20,11 +20,12 @@ SHOWN = 1000
 
 st.title("Audit log")
 st.caption(
-    "Append-only and hash-chained: each event carries the hash of the one before it, so an "
-    "edited, inserted or deleted event breaks the chain from that point on."
+    "Append-only and hash-chained: each event carries the hash of the one before it, keyed "
+    "with a secret kept outside the database, so an edited, inserted or deleted event breaks "
+    "the chain from that point on."
 )
 
-status = or_stop(audit.verify, current.db_url)
+status = or_stop(audit.verify, current)
 if status.ok:
     st.success(plain(status.summary))
 else:

@@ -8,6 +8,7 @@ The server comes from MLOPS_TEST_PG_URL. Each call creates a database with a uni
 and drops it afterwards, so test modules running at the same time never share tables.
 When the server cannot be reached the test is skipped, except on CI (CI=true), where a
 missing database must fail the build instead of silently testing less.
+`temporary_roles` does the same for login roles.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
 from mlops_core.stores.db import get_engine
 
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+ROLE_PASSWORD = "role-test-password"
 
 
 def _unavailable(reason: str) -> None:
@@ -33,13 +35,20 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"PostgreSQL not reachable: {reason}")
 
 
+def _server() -> URL:
+    return make_url(os.environ.get("MLOPS_TEST_PG_URL") or DEFAULT_PG_URL)
+
+
+def _admin() -> Engine:
+    return create_engine(
+        _server(), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+
+
 @contextmanager
 def fresh_pg_url() -> Iterator[str]:
     """Yield the URL of a new, empty database on the test server; drop it on exit."""
-    server_url = make_url(os.environ.get("MLOPS_TEST_PG_URL") or DEFAULT_PG_URL)
-    admin = create_engine(
-        server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
+    admin = _admin()
     name = f"mlops_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as connection:
@@ -47,7 +56,7 @@ def fresh_pg_url() -> Iterator[str]:
     except OperationalError as exc:
         admin.dispose()
         _unavailable(str(exc.orig).strip())
-    url = server_url.set(database=name).render_as_string(hide_password=False)
+    url = _server().set(database=name).render_as_string(hide_password=False)
     try:
         yield url
     finally:
@@ -55,4 +64,30 @@ def fresh_pg_url() -> Iterator[str]:
         get_engine(url).dispose()
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def temporary_roles(*prefixes: str) -> Iterator[list[str]]:
+    """Login roles (password ROLE_PASSWORD) with unique names, dropped on exit.
+
+    Roles belong to the whole server, not to one database, so tests running at the same
+    time must never share a name. Drop the databases they own before leaving this block.
+    """
+    suffix = uuid.uuid4().hex[:10]
+    names = [f"{prefix}_{suffix}" for prefix in prefixes]
+    admin = _admin()
+    try:
+        with admin.connect() as connection:
+            for name in names:
+                connection.execute(text(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{ROLE_PASSWORD}'"))
+    except OperationalError as exc:
+        admin.dispose()
+        _unavailable(str(exc.orig).strip())
+    try:
+        yield names
+    finally:
+        with admin.connect() as connection:
+            for name in names:
+                connection.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
         admin.dispose()

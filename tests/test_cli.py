@@ -64,6 +64,20 @@ def test_invalid_setting_is_named(tmp_path: Path, setting: str) -> None:
     assert setting in result.stderr and "Traceback" not in result.stderr
 
 
+def test_postgresql_without_an_audit_key_refuses_to_start(tmp_path: Path) -> None:
+    env = {"MLOPS_DATA_DIR": str(tmp_path), "MLOPS_DB_URL": "postgresql://panel@127.0.0.1:1/p"}
+    result = run_cli("audit", "verify", env=env)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: MLOPS_AUDIT_KEY is required when MLOPS_DB_URL is")
+
+
+def test_migrate_brings_the_panel_database_to_the_newest_schema(tmp_path: Path) -> None:
+    result = run_cli("migrate", env={"MLOPS_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "The panel database is at the newest schema.\n"
+    assert (tmp_path / "panel.db").is_file()
+
+
 def test_empty_store_explains_how_to_load_the_demo(tmp_path: Path, demo_settings: Settings) -> None:
     result = run_cli("models", env={"MLOPS_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0

@@ -29,11 +29,14 @@ from tests.topology import (
 
 ROOT = COMPOSE_FILE.parent
 PASSWORD = "s3cret-Only-in-env"
+APP_PASSWORD = "panel-pw-Only-in-env"
+AUDIT_KEY = "audit-key-Only-in-env-0123456789abcdef"
+REQUIRED = {"POSTGRES_PASSWORD": PASSWORD, "PANEL_DB_PASSWORD": APP_PASSWORD}
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return load_compose(example_env(POSTGRES_PASSWORD=PASSWORD))
+    return load_compose(example_env(**REQUIRED, MLOPS_AUDIT_KEY=AUDIT_KEY))
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +50,15 @@ def _healthcheck(service: dict[str, Any]) -> str:
     return " ".join(command)
 
 
-def test_the_four_services_share_one_image_built_from_the_repo(services: dict) -> None:
-    assert set(services) == {"postgres", "mlflow", "panel", "demo"}
+def test_the_services_share_one_image_built_from_the_repo(services: dict) -> None:
+    assert set(services) == {"postgres", "mlflow", "migrate", "panel", "demo"}
     assert services["panel"]["build"] == "."
     # Only one service builds the tag; the others run it (parallel builds would collide).
     assert [name for name, s in services.items() if "build" in s] == ["panel"]
-    assert services["mlflow"]["image"] == services["demo"]["image"] == services["panel"]["image"]
+    images = {services[name]["image"] for name in ("mlflow", "migrate", "panel", "demo")}
+    assert len(images) == 1
     assert services["demo"]["profiles"] == ["demo"] and services["demo"]["restart"] == "no"
+    assert services["migrate"]["restart"] == "no"
 
 
 def test_each_long_running_service_has_a_healthcheck_on_its_health_endpoint(
@@ -64,17 +69,19 @@ def test_each_long_running_service_has_a_healthcheck_on_its_health_endpoint(
     assert "http://127.0.0.1:8501/_stcore/health" in _healthcheck(services["panel"])
 
 
-def test_services_start_once_what_they_need_is_healthy(services: dict) -> None:
+def test_services_start_once_what_they_need_is_healthy_or_done(services: dict) -> None:
+    healthy, done = "service_healthy", "service_completed_successfully"
     needs = {
-        "postgres": set(),
-        "mlflow": {"postgres"},
-        "panel": {"postgres", "mlflow"},
-        "demo": {"postgres", "mlflow", "panel"},
+        "postgres": {},
+        "mlflow": {"postgres": healthy},
+        "migrate": {"postgres": healthy},
+        # The panel starts on a migrated schema: its own role may not migrate it.
+        "panel": {"postgres": healthy, "mlflow": healthy, "migrate": done},
+        "demo": {"postgres": healthy, "mlflow": healthy, "panel": healthy},
     }
     for name, service in services.items():
         depends_on = service.get("depends_on", {})
-        assert set(depends_on) == needs[name], name
-        assert all(d == {"condition": "service_healthy"} for d in depends_on.values()), name
+        assert {n: d["condition"] for n, d in depends_on.items()} == needs[name], name
 
 
 def test_state_lives_on_named_volumes(compose: dict) -> None:
@@ -120,11 +127,26 @@ def test_panel_and_demo_settings_name_mlflow_and_postgres_by_service(services: d
         assert settings.tracking_uri == "http://mlflow:5000"
         for url, database in ((settings.db_url, "panel"), (settings.inference_db_url, "inference")):
             parsed = make_url(url)
-            assert (parsed.host, parsed.database, parsed.password) == (
+            assert (parsed.host, parsed.database, parsed.username, parsed.password) == (
                 "postgres",
                 database,
-                PASSWORD,
+                "panel_app",
+                APP_PASSWORD,
             )
+        # Keyed audit chain; the owner's password never reaches the panel or the demo.
+        assert settings.audit_key == AUDIT_KEY and settings.db_migrate_url is None
+        assert not any(PASSWORD in value for value in env.values())
+
+
+def test_migrate_runs_as_the_owner_and_grants_the_panels_role(services: dict) -> None:
+    migrate = services["migrate"]
+    args = build_parser().parse_args(migrate["command"][3:])
+    assert migrate["command"][:3] == ["python", "-m", "mlops_core"] and args.command == "migrate"
+    settings = load_settings(migrate["environment"])
+    owner = make_url(settings.migrate_url)
+    assert (owner.username, owner.password, owner.database) == ("mlops", PASSWORD, "panel")
+    assert settings.db_url == services["panel"]["environment"]["MLOPS_DB_URL"]
+    assert settings.db_app_role == "panel_app"
 
 
 def test_demo_command_parses_with_the_panel_cli(services: dict) -> None:
@@ -137,7 +159,7 @@ def test_demo_command_parses_with_the_panel_cli(services: dict) -> None:
 def test_init_script_creates_every_database_the_services_use(services: dict) -> None:
     init = next(v for v in services["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v)
     script = (ROOT / init.split(":")[0]).read_text()
-    created = set(re.findall(r"CREATE DATABASE (\w+);", script))
+    created = set(re.findall(r"^CREATE DATABASE (\w+)\b", script, re.M))
     used = {
         make_url(url).database
         for url in (
@@ -147,6 +169,10 @@ def test_init_script_creates_every_database_the_services_use(services: dict) -> 
         )
     }
     assert used == created == {"mlflow", "panel", "inference"}
+    # The panel's role, with its password read from the environment compose gives postgres.
+    assert re.search(r"^\\getenv (\w+) PANEL_DB_PASSWORD$", script, re.M)
+    assert re.search(r"^CREATE ROLE panel_app LOGIN PASSWORD :'\w+';$", script, re.M)
+    assert services["postgres"]["environment"]["PANEL_DB_PASSWORD"] == APP_PASSWORD
 
 
 def _strings(node: Any) -> list[str]:
@@ -161,15 +187,17 @@ def test_no_secret_is_committed(compose: dict) -> None:
     # Every password in a connection URL, and every secret-named setting, is the variable.
     urls = [make_url(s) for s in _strings(compose) if re.match(r"[\w+]+://", s)]
     passwords = {url.password for url in urls if url.password is not None}
-    assert passwords == {PASSWORD}
+    assert passwords == {PASSWORD, APP_PASSWORD}
     secrets = re.findall(
-        r"^\s*\w*(?:PASSWORD|SECRET|TOKEN)\w*:\s*(.*)$", COMPOSE_FILE.read_text(), re.M
+        r"^\s*\w*(?:PASSWORD|SECRET|TOKEN|KEY)\w*:\s*(.*)$", COMPOSE_FILE.read_text(), re.M
     )
     assert secrets and all(value.startswith("${") for value in secrets)
-    assert env_file(ENV_EXAMPLE)["POSTGRES_PASSWORD"] == ""
-    # Without a password compose refuses to start, naming the variable.
-    with pytest.raises(ValueError, match="POSTGRES_PASSWORD"):
-        load_compose(env_file(ENV_EXAMPLE))
+    # Without any one of the secrets compose refuses to start, naming the variable.
+    secret_values = {**REQUIRED, "MLOPS_AUDIT_KEY": AUDIT_KEY}
+    for name in secret_values:
+        assert env_file(ENV_EXAMPLE)[name] == ""
+        with pytest.raises(ValueError, match=name):
+            load_compose({**env_file(ENV_EXAMPLE), **secret_values, name: ""})
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert ".env" in ignored and ".streamlit/secrets.toml" in ignored
     docker_ignored = (ROOT / ".dockerignore").read_text().splitlines()

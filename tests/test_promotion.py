@@ -75,12 +75,17 @@ def registry(store: Settings) -> Registry:
     return Registry(store.tracking_uri)
 
 
+def with_panel_db(store: Settings, url: str, folder: Path) -> Settings:
+    """The store on another panel database, with that database's own audit anchors."""
+    db.upgrade(url)
+    return replace(store, db_url=url, audit_anchor_file=folder / "audit-anchors.jsonl")
+
+
 @pytest.fixture
-def settings(store: Settings, registry: Registry, panel_db_url: str) -> Settings:
+def settings(store: Settings, registry: Registry, panel_db_url: str, tmp_path: Path) -> Settings:
     """A fresh panel database, and the champion back at v1."""
     registry.move_alias(CHURN, "champion", "1")
-    db.upgrade(panel_db_url)
-    return replace(store, db_url=panel_db_url)
+    return with_panel_db(store, panel_db_url, tmp_path)
 
 
 def champion(registry: Registry) -> str:
@@ -131,7 +136,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
     with pytest.raises(ActionRefused, match="already decided"):
         retry_apply(settings, registry, APPROVER, pending.id)
     assert actions(settings).count("apply") == 1
-    assert audit.verify(settings.db_url).ok
+    assert audit.verify(settings).ok
     assert reconcile(settings, registry) == []
 
 
@@ -337,11 +342,10 @@ def test_mlflow_failing_mid_apply_leaves_the_request_approved_and_retryable(
 
 @pytest.mark.postgres
 def test_concurrent_approvals_on_postgresql_give_exactly_one_decision(
-    store: Settings, registry: Registry, pg_url: str
+    store: Settings, registry: Registry, pg_url: str, tmp_path: Path
 ) -> None:
     registry.move_alias(CHURN, "champion", "1")
-    db.upgrade(pg_url)
-    settings = replace(store, db_url=pg_url)
+    settings = with_panel_db(store, pg_url, tmp_path)
     pending = request(settings, registry)
     # Two double clicks and two other approvers, all at once.
     approvers = [APPROVER, APPROVER, CAROL, ADMIN]
@@ -369,7 +373,7 @@ def test_concurrent_approvals_on_postgresql_give_exactly_one_decision(
     with db.session_factory(pg_url)() as session:
         decisions = session.scalar(select(func.count()).select_from(db.Decision))
     assert decisions == 1
-    assert actions(settings).count("apply") == 1 and audit.verify(pg_url).ok
+    assert actions(settings).count("apply") == 1 and audit.verify(settings).ok
     assert champion(registry) == "3"
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from mlops_core.config import load_settings
 from mlops_core.redaction import redact
+from mlops_core.stores import audit, db
 from tests.apptest import app_test, assert_no_exception
 from tests.test_cli import run_cli
 
@@ -59,3 +61,19 @@ def test_the_page_shows_an_unreachable_server_without_its_token(
     shown = " ".join(e.value for e in at.error)
     assert "Cannot reach the MLflow tracking server" in shown
     assert "tok123" not in shown
+
+
+def test_the_audit_log_stores_no_credential_quoted_in_an_event(tmp_path: Path) -> None:
+    settings = load_settings({"MLOPS_DATA_DIR": str(tmp_path)})
+    db.upgrade(settings.db_url)
+    audit.record(
+        settings,
+        audit.SYSTEM,
+        "apply_failed",
+        reason="Cannot reach http://ci:tok123@mlflow:5000/",
+        details={"error": "postgresql://panel:s3cret@db/panel refused", "n": 1},
+    )
+    (event,) = audit.list_events(settings.db_url)
+    assert "tok123" not in event.reason and "s3cret" not in event.details["error"]
+    assert event.details["n"] == 1
+    assert audit.verify(settings).ok

@@ -36,4 +36,4 @@ def test_first_account_bootstraps_then_only_admins_manage_roles(tmp_path: Path) 
             ("root", "carol", ["approver", "requester"]),
         ]
     )
-    assert audit.verify(settings.db_url).ok
+    assert audit.verify(settings).ok

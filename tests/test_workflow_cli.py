@@ -65,6 +65,7 @@ def test_request_approve_rollback_and_audit(cli, tmp_path: Path) -> None:
     assert cli("reconcile")[0] == 0
     code, out, _ = cli("audit", "verify")
     assert code == 0 and out.startswith("Audit chain intact")
+    assert out.strip().endswith("anchored outside the database.")
     exported = tmp_path / "audit.csv"
     assert (
         cli("audit", "export", "--csv", "--output", str(exported), "--action", "rollback")[0] == 0
@@ -96,6 +97,7 @@ def test_audit_verify_names_a_tampered_event(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'panel.db'}"
     monkeypatch.setenv("MLOPS_DB_URL", url)
+    monkeypatch.setenv("MLOPS_AUDIT_ANCHOR_FILE", str(tmp_path / "audit-anchors.jsonl"))
     code, out, _ = cli("request", *CHURN, "--version", "3", "--as", "requester", "--reason", "x")
     assert cli("cancel", "--request", out.strip(), "--as", "requester")[0] == 0
     with db.get_engine(url).begin() as connection:
@@ -103,3 +105,31 @@ def test_audit_verify_names_a_tampered_event(
         connection.execute(text("UPDATE audit_event SET actor = 'x' WHERE id = :id"), {"id": first})
     code, out, _ = cli("audit", "verify")
     assert code == 1 and f"broken at event #{first}" in out
+
+
+def test_audit_verify_fails_on_a_truncated_chain_or_a_forged_anchor(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'panel.db'}"
+    anchors = tmp_path / "audit-anchors.jsonl"
+    monkeypatch.setenv("MLOPS_DB_URL", url)
+    monkeypatch.setenv("MLOPS_AUDIT_ANCHOR_FILE", str(anchors))
+    code, out, _ = cli("request", *CHURN, "--version", "3", "--as", "requester", "--reason", "x")
+    assert cli("cancel", "--request", out.strip(), "--as", "requester")[0] == 0
+    code, out, _ = cli("audit", "verify")
+    assert code == 0 and len(out.splitlines()) == 1, out
+
+    sound = anchors.read_text()
+    forged = {"id": 1, "hash": "a" * 64, "mac": "0" * 64}
+    anchors.write_text(sound + json.dumps(forged) + "\n")
+    code, out, _ = cli("audit", "verify")
+    assert code == 1 and len(out.splitlines()) == 1
+    assert "Audit chain broken: line 3 of the anchor file" in out and "not signed" in out
+
+    anchors.write_text(sound)
+    with db.get_engine(url).begin() as connection:
+        last = connection.execute(text("SELECT max(id) FROM audit_event")).scalar()
+        connection.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": last})
+    code, out, _ = cli("audit", "verify")
+    assert code == 1 and len(out.splitlines()) == 1
+    assert f"broken at event #{last}: it was anchored" in out and "were deleted" in out

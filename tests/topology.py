@@ -40,8 +40,13 @@ def env_file(path: Path) -> dict[str, str]:
 
 
 def example_env(**overrides: str) -> dict[str, str]:
-    """`.env` as a person makes it from `.env.example`: the defaults plus a password."""
-    return {**env_file(ENV_EXAMPLE), "POSTGRES_PASSWORD": "example-password", **overrides}
+    """`.env` as a person makes it from `.env.example`: the defaults plus the secrets."""
+    secrets = {
+        "POSTGRES_PASSWORD": "example-password",
+        "PANEL_DB_PASSWORD": "example-app-password",
+        "MLOPS_AUDIT_KEY": "example-audit-key-0123456789abcdefgh",
+    }
+    return {**env_file(ENV_EXAMPLE), **secrets, **overrides}
 
 
 def interpolate(value: str, env: Mapping[str, str]) -> str:
@@ -125,6 +130,7 @@ def local_topology(folder: Path, sweep_runs: int = 3) -> Iterator[Topology]:
             "MLFLOW_TRACKING_URI": tracking_uri,
             "MLOPS_DB_URL": panel_db,
             "MLOPS_INFERENCE_DB_URL": inference_db,
+            "MLOPS_AUDIT_KEY": services["panel"]["environment"]["MLOPS_AUDIT_KEY"],
         }
         output = seed_demo(services["demo"]["command"], env)
         yield Topology(tracking_uri, mlflow_db, artifacts_dir, data_dir, env, output)

@@ -38,13 +38,14 @@ def settings() -> Settings:
 
 
 @st.cache_resource
-def _schema_ready(db_url: str) -> bool:
-    db.upgrade(db_url)
+def _schema_ready(migrate_url: str, _current: Settings) -> bool:
+    # Cached by the URL migrations run on; the settings themselves are not hashed.
+    db.migrate(_current)
     return True
 
 
 def ensure_schema(current: Settings) -> None:
-    or_stop(_schema_ready, current.db_url)
+    or_stop(_schema_ready, current.migrate_url, current)
 
 
 @st.cache_resource

@@ -1,4 +1,5 @@
-"""`audit verify` walks the hash chain; `audit export --csv` writes the log as CSV."""
+"""`audit verify` walks the keyed hash chain against its anchors; `audit export --csv`
+writes the log as CSV."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from pathlib import Path
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.stores import audit
-from mlops_core.stores.db import upgrade
+from mlops_core.stores.db import migrate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("audit", help="verify or export the audit log")
     actions = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    verify = actions.add_parser("verify", help="check the hash chain; name the first broken event")
+    verify = actions.add_parser(
+        "verify", help="check the keyed chain and its anchors; name the first broken event"
+    )
     verify.set_defaults(handler=handle_verify)
     export = actions.add_parser("export", help="export events (oldest first)")
     export.add_argument("--csv", action="store_true", required=True, help="CSV (the format)")
@@ -37,14 +40,14 @@ def _date(value: str) -> date:
 
 
 def handle_verify(args: argparse.Namespace, settings: Settings) -> int:
-    upgrade(settings.db_url)
-    status = audit.verify(settings.db_url)
+    migrate(settings)
+    status = audit.verify(settings)
     print(status.summary)
     return 0 if status.ok else 1
 
 
 def handle_export(args: argparse.Namespace, settings: Settings) -> int:
-    upgrade(settings.db_url)
+    migrate(settings)
     filters = audit.AuditFilter(
         model=args.model,
         actor=args.actor,

@@ -21,6 +21,7 @@ from mlops_core.commands import (
     drift,
     fairness,
     gate,
+    migrate,
     models,
     users,
     workflow,
@@ -30,7 +31,7 @@ from mlops_core.errors import MlopsError
 from mlops_core.redaction import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-COMMAND_MODULES = [demo, models, users, compare, fairness, drift, gate, workflow, audit]
+COMMAND_MODULES = [demo, models, users, compare, fairness, drift, gate, workflow, audit, migrate]
 
 
 def build_parser() -> argparse.ArgumentParser:

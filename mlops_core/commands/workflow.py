@@ -24,7 +24,7 @@ from mlops_core.governance.promotion.state import OPEN, STALE, RequestView, desc
 from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.identity import Actor
 from mlops_core.people.auth import resolve_cli_actor
-from mlops_core.stores.db import upgrade
+from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -45,7 +45,7 @@ def _parser(
     parser.add_argument("--json", action="store_true", help="print JSON")
 
     def run(args: Namespace, settings: Settings) -> int:
-        upgrade(settings.db_url)
+        migrate(settings)
         acting = resolve_cli_actor(settings, args.as_user) if actor else None
         return handler(args, settings, acting, Registry(settings.tracking_uri))
 

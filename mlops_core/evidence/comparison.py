@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import pandas as pd
 
+from mlops_core.csv_safety import safe_frame
 from mlops_core.errors import InvalidInput
 from mlops_core.policy import Direction, ModelPolicy, Policy, metric_direction
 from mlops_core.stores.registry import (
@@ -199,7 +200,11 @@ class Comparison:
         return pd.DataFrame(rows)
 
     def to_csv(self, only_differences: bool = False) -> str:
-        """The comparison as one CSV: a run_id row, then params, then metrics."""
+        """The comparison as one CSV: a run_id row, then params, then metrics.
+
+        Run names, param values and metric names come from whoever logged the runs, so
+        formula-like text is quoted (`csv_safety`); metric values stay numbers.
+        """
         ids = pd.DataFrame([["run", "run_id", None, *(i.run_id for i in self.items)]])
         params = self.params_table(only_differences)
         params.insert(0, "kind", "param")
@@ -210,7 +215,7 @@ class Comparison:
         parts = [ids, params, metrics]
         for part in parts:
             part.columns = header
-        return pd.concat(parts, ignore_index=True).to_csv(index=False)
+        return safe_frame(pd.concat(parts, ignore_index=True)).to_csv(index=False)
 
 
 def _check_count(ids: list[str], what: str) -> None:

@@ -9,7 +9,7 @@ from mlops_core.identity import Actor
 from mlops_core.people.access import require_role
 from mlops_core.people.auth import LocalUser, add_or_update_user, load_users
 from mlops_core.stores import audit
-from mlops_core.stores.db import upgrade
+from mlops_core.stores.db import migrate
 
 # Whoever can write the data folder of a fresh install creates its first account.
 BOOTSTRAP = Actor(username="data-folder-owner", roles=frozenset({"admin"}), auth_method="cli")
@@ -32,12 +32,12 @@ def manage_user(
     if load_users(settings.users_file):
         require_role(actor, "admin", "manage accounts and roles")
     acting = actor or BOOTSTRAP
-    upgrade(settings.db_url)
+    migrate(settings)
     user = add_or_update_user(
         settings.users_file, username, password, roles, email=email, display_name=display_name
     )
     audit.record(
-        settings.db_url,
+        settings,
         acting,
         "account_changed",
         reason=f"{user.username} now has roles {', '.join(sorted(user.roles)) or 'none'}",

@@ -1,9 +1,20 @@
 """The audit log: append-only and hash-chained, in the panel database.
 
 Each event stores who, when, what and why, the previous event's hash and its own hash:
-sha256 over a canonical JSON of its fields plus the previous hash. Editing, inserting or
-deleting an event in the middle breaks the chain at that point, which `verify` names.
+HMAC-SHA256, keyed with the audit key (audit_key.py), over a canonical JSON of its fields
+plus the previous hash. Editing, inserting or deleting an event breaks the chain at that
+point, which `verify` names; without the key nobody can compute a hash that verifies, so
+nobody who can merely write the database can append or rewrite events either.
 On PostgreSQL a trigger (migration 0001) refuses UPDATE, DELETE and TRUNCATE outright.
+
+After each commit the head is also anchored outside the database (audit_anchors.py):
+`verify` reports a chain that lacks an anchored event (truncated) or has another hash at
+an anchored id (rewritten), which the hashes alone could not show.
+
+Events written by versions before the key have a plain sha256 hash ("legacy"). They are
+accepted only as the chain's beginning, before the first keyed or anchored event: once a
+keyed event follows, its signed previous hash binds them, and an unkeyed event after a
+keyed one is a forgery.
 
 Events are appended in the same transaction as the state change they record, through
 `atomic`, so the log and the workflow state never disagree. On PostgreSQL appenders
@@ -18,7 +29,9 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -28,11 +41,21 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mlops_core.config import Settings
+from mlops_core.csv_safety import safe_row
 from mlops_core.identity import Actor
+from mlops_core.redaction import redact
+from mlops_core.stores.audit_anchors import Anchor, read_anchors, write_anchor
+from mlops_core.stores.audit_key import audit_key, canonical, is_signed, sign
 from mlops_core.stores.db import AuditEvent, session_factory, utcnow
 
 GENESIS_HASH = "0" * 64
 CHAIN_ATTEMPTS = 8
+KEYED, LEGACY = "hmac-sha256", "sha256"
+# In the session's own info dict: the audit key `atomic` hands `append`, and the last
+# event `append` added, which `atomic` anchors once the transaction has committed.
+_KEY_INFO = "mlops_audit_key"
+_HEAD_INFO = "mlops_audit_head"
 # Any fixed number: the PostgreSQL advisory lock that serialises appends.
 CHAIN_LOCK_KEY = 0x6D6C6F7073
 CSV_COLUMNS = [
@@ -52,6 +75,7 @@ CSV_COLUMNS = [
 # The panel itself acting (reconcile), as opposed to a person or a pipeline.
 SYSTEM = Actor(username="system", auth_method="panel")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,12 +114,46 @@ class ChainStatus:
     first_broken_id: int | None = None
     reason: str | None = None
     head_hash: str = GENESIS_HASH
+    head_id: int | None = None
+    # Events at the chain's beginning with the plain sha256 of versions before the key.
+    legacy: int = 0
+    # The highest event id anchored outside the database, if any.
+    anchored_id: int | None = None
 
     @property
     def summary(self) -> str:
-        if self.ok:
-            return f"Audit chain intact: {self.checked} events, head hash {self.head_hash}."
-        return f"Audit chain broken at event #{self.first_broken_id}: {self.reason}"
+        """One line: intact and what that rests on, or the first broken event and why."""
+        if not self.ok:
+            where = f" at event #{self.first_broken_id}" if self.first_broken_id else ""
+            return f"Audit chain broken{where}: {self.reason}"
+        if self.head_id is None:
+            return "Audit chain intact: no events yet."
+        return (
+            f"Audit chain intact: {self.checked} event{'s' * (self.checked != 1)}"
+            f"{self._legacy_note()}, head "
+            f"#{self.head_id} hash {self.head_hash}{self._anchor_note()}."
+        )
+
+    def _legacy_note(self) -> str:
+        if not self.legacy:
+            return ""
+        if self.legacy == self.checked:
+            return (
+                f" (all {self.legacy} unkeyed legacy events from before keyed hashing: "
+                "until a keyed event follows them, a rewrite by someone able to write the "
+                "database would not show)"
+            )
+        return (
+            f" (the first {self.legacy} are unkeyed legacy events, bound by the keyed "
+            "ones after them)"
+        )
+
+    def _anchor_note(self) -> str:
+        if self.anchored_id == self.head_id:
+            return ", anchored outside the database"
+        if self.anchored_id is None:
+            return "; not anchored yet, so deleting the last events would not show"
+        return f"; anchored up to #{self.anchored_id}: deleting the events after it would not show"
 
 
 @dataclass(frozen=True)
@@ -111,6 +169,16 @@ class _Fields:
     request_id: int | None
     reason: str | None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def json_safe(value: Any) -> Any:
@@ -131,8 +199,8 @@ def _timestamp(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-def compute_hash(fields: _Fields, prev_hash: str) -> str:
-    payload = {
+def _payload(fields: _Fields, prev_hash: str) -> dict[str, Any]:
+    return {
         "created_at": _timestamp(fields.created_at),
         "actor": fields.actor,
         "actor_via": fields.actor_via,
@@ -144,8 +212,11 @@ def compute_hash(fields: _Fields, prev_hash: str) -> str:
         "details": fields.details,
         "prev_hash": prev_hash,
     }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _legacy_hash(fields: _Fields, prev_hash: str) -> str:
+    """The unkeyed hash of versions before the audit key: anyone can compute it."""
+    return hashlib.sha256(canonical(_payload(fields, prev_hash))).hexdigest()
 
 
 def _head_hash(session: Session) -> str:
@@ -168,7 +239,13 @@ def append(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add an event after the current head; it commits with the caller's transaction."""
+    """Add an event after the current head; it commits with the caller's transaction.
+
+    Only inside `atomic`, which hands the session the audit key.
+    """
+    key = session.info.get(_KEY_INFO)
+    if key is None:
+        raise RuntimeError("audit.append must run inside audit.atomic (it holds the audit key)")
     fields = _Fields(
         created_at=utcnow(),
         actor=actor.username,
@@ -177,8 +254,9 @@ def append(
         model_name=model,
         version=version,
         request_id=request_id,
-        reason=reason,
-        details=json_safe(details or {}),
+        # Errors quoted in an event (a failed apply, say) may carry a URL's credentials.
+        reason=None if reason is None else redact(reason),
+        details=json_safe(_redacted(details or {})),
     )
     prev_hash = _head_hash(session)
     event = AuditEvent(
@@ -192,10 +270,11 @@ def append(
         reason=fields.reason,
         details=fields.details,
         prev_hash=prev_hash,
-        hash=compute_hash(fields, prev_hash),
+        hash=sign(key, _payload(fields, prev_hash)),
     )
     session.add(event)
     session.flush()
+    session.info[_HEAD_INFO] = Anchor(event.id, event.hash)
     return event
 
 
@@ -203,30 +282,46 @@ def _is_chain_conflict(exc: IntegrityError) -> bool:
     return "prev_hash" in str(exc.orig) or "audit_event_prev_hash" in str(exc.orig)
 
 
-def atomic(db_url: str, work: Callable[[Session], T]) -> T:
+def atomic(settings: Settings, work: Callable[[Session], T]) -> T:
     """Run `work` in one transaction; run it again when another writer took the chain head.
 
     `work` must touch only the panel database: it may run more than once.
     """
-    sessions = session_factory(db_url)
+    key = audit_key(settings)
+    sessions = session_factory(settings.db_url)
     for attempt in range(CHAIN_ATTEMPTS):
         try:
             with sessions.begin() as session:
-                return work(session)
+                session.info[_KEY_INFO] = key
+                result = work(session)
+                head = session.info.get(_HEAD_INFO)
         except IntegrityError as exc:
             if not _is_chain_conflict(exc) or attempt == CHAIN_ATTEMPTS - 1:
                 raise
+            continue
+        if head is not None:
+            _anchor(settings, key, head)
+        return result
     raise AssertionError("unreachable")
 
 
+def _anchor(settings: Settings, key: bytes, head: Anchor) -> None:
+    """Anchor a committed head. The action it records has happened, so a failed write is
+    logged, not raised: it only leaves these events unanchored (see audit_anchors.py)."""
+    try:
+        write_anchor(settings.audit_anchor_file, key, head)
+    except OSError as exc:
+        log.warning("Could not anchor audit event #%s in %s: %s", head.id, exc.filename, exc)
+
+
 def record(
-    db_url: str,
+    settings: Settings,
     actor: Actor,
     action: str,
     **event: Any,
 ) -> AuditRecord:
     """Append one event on its own (no other state changes with it)."""
-    return atomic(db_url, lambda session: to_record(append(session, actor, action, **event)))
+    return atomic(settings, lambda session: to_record(append(session, actor, action, **event)))
 
 
 def to_record(event: AuditEvent) -> AuditRecord:
@@ -300,7 +395,8 @@ def _chain(session: Session, batch: int = 1000) -> Iterator[AuditEvent]:
         session.expunge_all()
 
 
-def _recomputed(event: AuditEvent) -> str:
+def _scheme(event: AuditEvent, key: bytes) -> str | None:
+    """KEYED or LEGACY when the event's hash matches its content that way, else None."""
     fields = _Fields(
         created_at=event.created_at,
         actor=event.actor,
@@ -312,57 +408,145 @@ def _recomputed(event: AuditEvent) -> str:
         reason=event.reason,
         details=event.details or {},
     )
-    return compute_hash(fields, event.prev_hash)
+    if is_signed(key, _payload(fields, event.prev_hash), event.hash):
+        return KEYED
+    if _legacy_hash(fields, event.prev_hash) == event.hash:
+        return LEGACY
+    return None
 
 
-def verify_session(session: Session) -> ChainStatus:
-    expected_prev = GENESIS_HASH
-    checked = 0
-    for event in _chain(session):
-        if event.prev_hash != expected_prev:
-            return ChainStatus(
-                False,
-                checked,
-                event.id,
-                "its previous-hash does not match the event before it "
-                "(an event before it was deleted, inserted or edited).",
-            )
-        if _recomputed(event) != event.hash:
-            return ChainStatus(
-                False, checked, event.id, "its content does not match its hash (it was edited)."
-            )
-        expected_prev = event.hash
+@dataclass(frozen=True)
+class _Anchored:
+    """The anchors by id, to look up as the walk goes."""
+
+    ids: list[int]
+    hashes: dict[int, set[str]]
+
+    @classmethod
+    def of(cls, anchors: tuple[Anchor, ...]) -> _Anchored:
+        hashes: dict[int, set[str]] = {}
+        for anchor in anchors:
+            hashes.setdefault(anchor.id, set()).add(anchor.hash)
+        return cls(sorted(hashes), hashes)
+
+    def keyed_from(self) -> int | None:
+        """The first anchored id: keyed hashing had begun by then."""
+        return self.ids[0] if self.ids else None
+
+    def missing_after(self, last_id: int, before: int | None = None) -> int | None:
+        """The first anchored id after `last_id` (and before `before`): one the chain lacks."""
+        index = bisect_right(self.ids, last_id)
+        if index < len(self.ids) and (before is None or self.ids[index] < before):
+            return self.ids[index]
+        return None
+
+    def differs(self, event: AuditEvent) -> bool:
+        return bool(self.hashes.get(event.id, {event.hash}) - {event.hash})
+
+
+def _problem(event: AuditEvent, scheme: str | None, expected_prev: str, keyed: bool) -> str | None:
+    """Why `event` breaks the chain, if it does; `keyed`: keyed hashing had begun."""
+    if event.prev_hash != expected_prev:
+        return (
+            "its previous-hash does not match the event before it "
+            "(an event before it was deleted, inserted or edited)."
+        )
+    if scheme is None:
+        return (
+            "its content does not match its hash (it was edited, or the audit key is not "
+            "the one it was written with)."
+        )
+    if scheme == LEGACY and keyed:
+        return (
+            "it has an unkeyed sha256 hash after keyed hashing began (it was forged or "
+            "rewritten by someone without the audit key)."
+        )
+    return None
+
+
+MISSING = "it was anchored outside the database but is missing from the chain (deleted)."
+REWRITTEN = (
+    "its hash differs from the one anchored outside the database (it was rewritten and "
+    "the hashes after it recomputed)."
+)
+
+
+def _walk(events: Iterator[AuditEvent], key: bytes, anchored: _Anchored) -> ChainStatus:
+    expected_prev, checked, legacy, keyed, last_id = GENESIS_HASH, 0, 0, False, 0
+    keyed_from = anchored.keyed_from()
+    for event in events:
+        scheme = _scheme(event, key)
+        keyed = keyed or (keyed_from is not None and event.id >= keyed_from)
+        problem = _problem(event, scheme, expected_prev, keyed)
+        if problem:
+            return ChainStatus(False, checked, event.id, problem)
+        missing = anchored.missing_after(last_id, before=event.id)
+        if missing is not None:
+            return ChainStatus(False, checked, missing, MISSING)
+        if anchored.differs(event):
+            return ChainStatus(False, checked, event.id, REWRITTEN)
+        keyed = keyed or scheme == KEYED
+        legacy += scheme == LEGACY
+        expected_prev, last_id = event.hash, event.id
         checked += 1
-    return ChainStatus(True, checked, head_hash=expected_prev)
+    truncated = anchored.missing_after(last_id)
+    if truncated is not None:
+        end = f"ends at #{last_id}" if checked else "is empty"
+        return ChainStatus(
+            False,
+            checked,
+            truncated,
+            f"it was anchored outside the database but the chain {end} (its last events "
+            "were deleted).",
+        )
+    return ChainStatus(
+        True,
+        checked,
+        head_hash=expected_prev,
+        head_id=last_id or None,
+        legacy=legacy,
+        anchored_id=anchored.ids[-1] if anchored.ids else None,
+    )
 
 
-def verify(db_url: str) -> ChainStatus:
-    """Walk the whole chain from the first event; name the first event that breaks it."""
-    with session_factory(db_url)() as session:
-        return verify_session(session)
+def verify(settings: Settings) -> ChainStatus:
+    """Walk the whole chain from the first event against its anchors; name the first
+    event that breaks it."""
+    key = audit_key(settings)
+    anchors = read_anchors(settings.audit_anchor_file, key)
+    if anchors.problem:
+        return ChainStatus(False, 0, reason=anchors.problem)
+    with session_factory(settings.db_url)() as session:
+        return _walk(_chain(session), key, _Anchored.of(anchors.entries))
 
 
 def export_csv(db_url: str, filters: AuditFilter | None = None) -> str:
-    """The events (oldest first) as CSV, with their hashes so a copy can be re-verified."""
+    """The events (oldest first) as CSV, with their hashes so a copy can be re-verified.
+
+    Reasons, names and details are typed by people, so formula-like cells are quoted
+    (`csv_safety`, reversible by dropping one leading quote).
+    """
     records = sorted(list_events(db_url, filters), key=lambda r: r.id)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for r in records:
         writer.writerow(
-            [
-                r.id,
-                _timestamp(r.created_at),
-                r.actor,
-                r.actor_via,
-                r.action,
-                r.model_name or "",
-                r.version or "",
-                "" if r.request_id is None else r.request_id,
-                r.reason or "",
-                json.dumps(r.details, sort_keys=True, ensure_ascii=False),
-                r.prev_hash,
-                r.hash,
-            ]
+            safe_row(
+                [
+                    r.id,
+                    _timestamp(r.created_at),
+                    r.actor,
+                    r.actor_via,
+                    r.action,
+                    r.model_name or "",
+                    r.version or "",
+                    "" if r.request_id is None else r.request_id,
+                    r.reason or "",
+                    json.dumps(r.details, sort_keys=True, ensure_ascii=False),
+                    r.prev_hash,
+                    r.hash,
+                ]
+            )
         )
     return buffer.getvalue()

@@ -1,7 +1,9 @@
 """The panel's own database: promotion requests, decisions, the audit log, sign-in failures.
 
 MLflow stays the source of truth for models and evidence; this database only holds the
-workflow. The schema is owned by the Alembic migrations in `mlops_core/migrations`.
+workflow. The schema is owned by the Alembic migrations in `migrations/`. On PostgreSQL
+they may run as the schema's owner (MLOPS_DB_MIGRATE_URL) while the panel connects as a
+role that may only do what the panel does: never rewrite the audit log, nor alter it.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from mlops_core.config import Settings
 from mlops_core.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+INSUFFICIENT_PRIVILEGE = "42501"
 OPEN_STATUSES = ("pending", "approved")
 
 
@@ -142,16 +146,36 @@ def session_factory(url: str) -> sessionmaker:
     return sessionmaker(get_engine(url), expire_on_commit=False)
 
 
-def upgrade(url: str) -> None:
-    """Bring the panel database to the newest schema; safe to call on every start."""
+def upgrade(url: str, *, app_role: str | None = None, setting: str = "MLOPS_DB_URL") -> None:
+    """Bring the panel database to the newest schema; safe to call on every start.
+
+    `app_role`: the role the panel connects as, when `url` is the owner's; the migrations
+    grant it its rights. `setting` names `url` in errors.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["app_role"] = app_role
     try:
         with get_engine(url).begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as exc:
         raise ConfigError(
-            f"MLOPS_DB_URL: cannot open the panel database ({exc.orig}). "
+            f"{setting}: cannot open the panel database ({exc.orig}). "
             "Check the URL, that the server is running and that the user may connect."
         ) from None
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) != INSUFFICIENT_PRIVILEGE:
+            raise
+        # The panel's own role at an older schema: only the owner may migrate it.
+        reason = str(exc.orig).strip().splitlines()[0]
+        raise ConfigError(
+            f"{setting}: its user may not change the panel database's schema ({reason}). "
+            "Run `python -m mlops_core migrate` with MLOPS_DB_MIGRATE_URL set to the owner's URL."
+        ) from None
+
+
+def migrate(settings: Settings) -> None:
+    """Upgrade the schema as the owner when MLOPS_DB_MIGRATE_URL is set, else as the panel."""
+    setting = "MLOPS_DB_MIGRATE_URL" if settings.db_migrate_url else "MLOPS_DB_URL"
+    upgrade(settings.migrate_url, app_role=settings.db_app_role, setting=setting)

@@ -66,7 +66,7 @@ def _finish(
             )
         return view_of(session, request)
 
-    return audit.atomic(settings.db_url, work)
+    return audit.atomic(settings, work)
 
 
 def apply_approved(

@@ -119,7 +119,7 @@ def _record_decision(
         return view_of(session, request)
 
     try:
-        return audit.atomic(settings.db_url, work)
+        return audit.atomic(settings, work)
     except IntegrityError:
         # The unique (request, actor) constraint: the same person deciding twice at once.
         raise ActionRefused(f"{actor.username} already decided request #{request_id}.") from None
@@ -216,7 +216,7 @@ def cancel(
         session.flush()
         return view_of(session, request)
 
-    return audit.atomic(settings.db_url, work)
+    return audit.atomic(settings, work)
 
 
 def _permitted(*checks: Callable[[], None]) -> bool:

@@ -139,7 +139,7 @@ def _log_warning(settings: Settings, warning: ReconcileWarning) -> None:
             },
         )
 
-    audit.atomic(settings.db_url, work)
+    audit.atomic(settings, work)
 
 
 def accept_alias(
@@ -151,7 +151,7 @@ def accept_alias(
     current = registry.version_by_alias(model, alias)
     found = current.version if current else None
     audit.record(
-        settings.db_url,
+        settings,
         actor,
         "alias_accepted",
         model=model,

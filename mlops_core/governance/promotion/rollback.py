@@ -121,4 +121,4 @@ def rollback(
         )
         return view_of(session, request)
 
-    return audit.atomic(settings.db_url, work)
+    return audit.atomic(settings, work)

@@ -84,7 +84,7 @@ def request_promotion(
         return view_of(session, request)
 
     try:
-        return audit.atomic(settings.db_url, work)
+        return audit.atomic(settings, work)
     except IntegrityError:
         with session_factory(settings.db_url)() as session:
             existing = _open_request_id(session, model, report.alias)
