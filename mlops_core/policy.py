@@ -15,8 +15,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlops_core.errors import ConfigError
 
-Direction = Literal["higher", "lower"]
-LOWER_IS_BETTER = ("loss", "log_loss", "error", "mae", "rmse", "mse")
+# Which way a metric is better: the one place every view, the CLI, gates and the decision
+# record ask, so none of them can rank a disparity "higher is better" again.
+Direction = Literal["higher", "lower", "closer_to_one"]
+LOWER_IS_BETTER = ("loss", "log_loss", "error", "mae", "rmse", "mse", "disparity")
+LOWER_IS_BETTER_SUFFIXES = (
+    "_loss",
+    "_error",
+    "_mae",
+    "_rmse",
+    "_mse",
+    "_difference",
+    "_gap",
+    "_disparity",
+)
+# A ratio between groups is fair at 1 whichever group is on top.
+PARITY_WORDS = ("parity", "disparity", "fairness", "odds", "opportunity", "impact")
 FAIRNESS_METRICS = (
     "demographic_parity_difference",
     "demographic_parity_ratio",
@@ -119,13 +133,25 @@ class Policy(_Strict):
 
 
 def metric_direction(metric: str, overrides: dict[str, Direction] | None = None) -> Direction:
-    """Lower is better for losses and errors, higher for everything else, unless overridden."""
+    """Lower is better for losses, errors and between-group differences, closer to 1 for
+    between-group ratios, higher for everything else; the policy's [metric_direction] wins."""
     if overrides and metric in overrides:
         return overrides[metric]
     name = metric.lower().rsplit(".", 1)[-1]
-    if name in LOWER_IS_BETTER or name.endswith(("_loss", "_error", "_mae", "_rmse", "_mse")):
+    if name in LOWER_IS_BETTER or name.endswith(LOWER_IS_BETTER_SUFFIXES):
         return "lower"
+    if name.endswith("_ratio") and any(word in metric.lower() for word in PARITY_WORDS):
+        return "closer_to_one"
     return "higher"
+
+
+def goodness(value: float, direction: Direction) -> float:
+    """A number that grows as `value` gets better in `direction`: compare these, not values."""
+    if direction == "higher":
+        return value
+    if direction == "lower":
+        return -value
+    return -abs(1.0 - value)
 
 
 def _location(error: dict) -> str:

@@ -26,7 +26,7 @@ from mlops_core.evidence.comparison import (
     version_lineage,
     versions_table,
 )
-from mlops_core.policy import ModelPolicy, Policy, load_policy
+from mlops_core.policy import ModelPolicy, Policy, load_policy, metric_direction
 from mlops_core.stores.registry import Registry
 from ui.charts.comparison import metric_history_figure, parallel_coordinates, scatter_figure
 
@@ -250,3 +250,43 @@ def test_cli_compares_versions_as_a_table_or_csv(
     assert capsys.readouterr().out.startswith("kind,name,better,v1,v2\nrun,run_id,,")
     with pytest.raises(InvalidInput, match="--versions"):
         compare_command.handle(parser.parse_args(["compare", "--model", MODEL]), demo_settings)
+
+
+@pytest.mark.parametrize(
+    ("metric", "direction"),
+    [
+        ("fairness.gender.demographic_parity_difference", "lower"),
+        ("fairness.gender.equal_opportunity_difference", "lower"),
+        ("tpr_gap", "lower"),
+        ("group_disparity", "lower"),
+        ("fairness.gender.demographic_parity_ratio", "closer_to_one"),
+        ("disparate_impact_ratio", "closer_to_one"),
+        ("compression_ratio", "higher"),
+        ("roc_auc", "higher"),
+        ("val_log_loss", "lower"),
+    ],
+)
+def test_every_metric_has_one_direction(metric: str, direction: str) -> None:
+    assert metric_direction(metric) == direction
+
+
+def test_disparities_rank_lower_and_ratios_closer_to_one_as_better(
+    registry: Registry, versions: Comparison
+) -> None:
+    dpd = "fairness.gender.demographic_parity_difference"
+    ratio = "fairness.gender.demographic_parity_ratio"
+    table = versions.metrics_table().set_index("metric")
+    values = table[versions.labels].astype(float)
+    best = versions.best_labels()
+    # The demo's v2 is the unfair one: it must never be "best" on a disparity.
+    assert values.loc[dpd].idxmax() == "v2" and "v2" not in best[dpd]
+    assert best[dpd] == [values.loc[dpd].idxmin()]
+    assert best[ratio] == [(1 - values.loc[ratio]).abs().idxmin()]
+    # Candidate v2 against champion v1: the record and the CLI read these verdicts.
+    deltas = metric_deltas(
+        {dpd: 0.19, ratio: 0.70}, {dpd: 0.03, ratio: 0.95}, ModelPolicy()
+    ).set_index("metric")
+    assert deltas.loc[dpd, "regression"] > 0 and deltas.loc[ratio, "regression"] > 0
+    # A ratio above 1 is as unfair as its inverse below 1.
+    above = metric_deltas({ratio: 1.05}, {ratio: 0.90}, ModelPolicy()).set_index("metric")
+    assert above.loc[ratio, "regression"] < 0

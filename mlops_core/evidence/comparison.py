@@ -15,7 +15,7 @@ import pandas as pd
 
 from mlops_core.csv_safety import safe_frame
 from mlops_core.errors import InvalidInput
-from mlops_core.policy import Direction, ModelPolicy, Policy, metric_direction
+from mlops_core.policy import Direction, ModelPolicy, Policy, goodness, metric_direction
 from mlops_core.stores.registry import (
     ALIAS_CHANGED_TAG,
     ModelSummary,
@@ -177,8 +177,8 @@ class Comparison:
         for row, direction in metrics_table["better"].items():
             line = values.loc[row]
             if line.notna().any():
-                best = line.max() if direction == "higher" else line.min()
-                mask.loc[row] = line == best
+                scores = line.astype(float).map(lambda value, d=direction: goodness(value, d))
+                mask.loc[row] = scores == scores.max()
         return mask
 
     def best_labels(self) -> dict[str, list[str]]:
@@ -340,8 +340,7 @@ def metric_deltas(
         candidate = _nan_if_none(candidate_metrics.get(metric))
         champion = _nan_if_none(champion_metrics.get(metric))
         direction = metric_direction(metric, overrides)
-        sign = 1.0 if direction == "higher" else -1.0
-        regression = sign * (champion - candidate)
+        regression = goodness(champion, direction) - goodness(candidate, direction)
         tolerance = policy.max_regression.get(metric)
         minimum = policy.min_metrics.get(metric)
         has_candidate = not math.isnan(candidate)
@@ -351,7 +350,9 @@ def metric_deltas(
         )
         meets = _check(
             minimum is not None,
-            has_candidate and sign * (candidate - (minimum or 0.0)) >= -TOLERANCE_SLACK,
+            has_candidate
+            and goodness(candidate, direction) - goodness(minimum or 0.0, direction)
+            >= -TOLERANCE_SLACK,
         )
         verdicts = [v for v in (within, meets) if v is not None]
         rows.append(

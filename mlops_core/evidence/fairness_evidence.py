@@ -40,7 +40,14 @@ from mlops_core.evidence.fairness import (
     FairnessReport,
     evaluate_fairness,
 )
-from mlops_core.policy import Direction, FairnessPolicy, ModelPolicy, load_policy
+from mlops_core.policy import (
+    Direction,
+    FairnessPolicy,
+    ModelPolicy,
+    goodness,
+    load_policy,
+    metric_direction,
+)
 from mlops_core.stores.model_data import load_data_location
 from mlops_core.stores.registry import Registry, VersionInfo, mlflow_error_message
 from mlops_core.stores.sources import LoadedData
@@ -365,7 +372,8 @@ class DisparityDelta:
         """Whether the candidate is further from parity than the champion."""
         if math.isnan(self.delta):
             return None
-        return self.delta < 0 if self.metric in MINIMUM_METRICS else self.delta > 0
+        direction = metric_direction(self.metric)
+        return goodness(self.candidate, direction) < goodness(self.champion, direction)
 
 
 def compare_reports(candidate: FairnessReport, champion: FairnessReport) -> list[DisparityDelta]:
@@ -415,9 +423,10 @@ class FairnessComparison:
         """ "better", "worse" or "same" on the key metric, or "unknown"."""
         if self.candidate_key_metric is None or self.champion_key_metric is None:
             return "unknown"
-        gain = self.candidate_key_metric - self.champion_key_metric
-        if self.key_metric_direction == "lower":
-            gain = -gain
+        direction = self.key_metric_direction
+        gain = goodness(self.candidate_key_metric, direction) - goodness(
+            self.champion_key_metric, direction
+        )
         return "better" if gain > 0 else "worse" if gain < 0 else "same"
 
     @property
