@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,8 @@ def app_test(
 
 def assert_no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+def shown(element) -> str:
+    """What a person reads in a Markdown element: the text without its escaping backslashes."""
+    return re.sub(r"\\(.)", r"\1", str(element.value))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apptest import app_test, assert_no_exception
+from tests.apptest import app_test, assert_no_exception, shown
 
 
 def test_overview_lists_models_with_their_champion(
@@ -26,7 +26,7 @@ def test_every_page_in_the_navigation_renders(
     for page in pages:
         at.switch_page(str(page)).run()
         assert_no_exception(at)
-        assert not at.error, (page, [e.value for e in at.error])
+        assert not at.error, (page, [shown(e) for e in at.error])
 
 
 def test_empty_store_explains_how_to_load_the_demo(
@@ -34,7 +34,7 @@ def test_empty_store_explains_how_to_load_the_demo(
 ) -> None:
     at = app_test(monkeypatch, {"MLOPS_DATA_DIR": str(tmp_path)}).run()
     assert_no_exception(at)
-    assert "python -m mlops_core demo" in at.info[0].value
+    assert "python -m mlops_core demo" in shown(at.info[0])
 
 
 def test_unreachable_tracking_server_shows_a_message_not_a_traceback(
@@ -43,7 +43,7 @@ def test_unreachable_tracking_server_shows_a_message_not_a_traceback(
     env = {"MLOPS_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
     at = app_test(monkeypatch, env).run()
     assert_no_exception(at)
-    assert "Cannot reach the MLflow tracking server" in at.error[0].value
+    assert "Cannot reach the MLflow tracking server" in shown(at.error[0])
 
 
 def test_invalid_setting_is_named_on_the_page(
@@ -52,4 +52,4 @@ def test_invalid_setting_is_named_on_the_page(
     env = {"MLOPS_DATA_DIR": str(tmp_path), "MLOPS_DB_URL": "nonsense::"}
     at = app_test(monkeypatch, env).run()
     assert_no_exception(at)
-    assert "MLOPS_DB_URL" in at.error[0].value
+    assert "MLOPS_DB_URL" in shown(at.error[0])

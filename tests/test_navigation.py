@@ -3,7 +3,7 @@
 import pytest
 
 from mlops_core.people.access import page_refusal
-from tests.apptest import APPROVER, REQUESTER, VIEWER, actor, app_test, assert_no_exception
+from tests.apptest import APPROVER, REQUESTER, VIEWER, actor, app_test, assert_no_exception, shown
 from ui.navigation import PAGES, navigation_plan
 
 
@@ -30,7 +30,7 @@ def test_wrong_password_is_refused_with_a_message(monkeypatch, demo_env) -> None
     at.text_input[1].input("guess")
     at.button[0].click().run()
     assert_no_exception(at)
-    assert "Wrong username or password" in at.error[0].value
+    assert "Wrong username or password" in shown(at.error[0])
     assert at.title[0].value == "Sign in"
 
 

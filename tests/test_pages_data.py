@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from mlops_core.config import Settings
 from mlops_core.evidence.monitoring import drift_history
 from mlops_core.stores.registry import Registry
-from tests.apptest import VIEWER, assert_no_exception
+from tests.apptest import VIEWER, assert_no_exception, shown
 from tests.test_monitoring import copy_store
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"
@@ -59,7 +59,7 @@ def upload(at: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def texts(at: AppTest, kind: str) -> str:
-    return "\n".join(element.value for element in at.get(kind))
+    return "\n".join(shown(element) for element in at.get(kind))
 
 
 # --- drift ----------------------------------------------------------------------------------
@@ -67,8 +67,8 @@ def texts(at: AppTest, kind: str) -> str:
 
 def test_drift_of_the_latest_window_logged_and_read_back(monkeypatch, store) -> None:
     at = open_page(monkeypatch, store, "drift.py")
-    assert at.success[0].value.startswith("3 of 8 columns drifted (38%)")
-    assert "policy's drift gate passes" in at.success[0].value
+    assert shown(at.success[0]).startswith("3 of 8 columns drifted (38%)")
+    assert "policy's drift gate passes" in shown(at.success[0])
     table = at.dataframe[0].value
     assert set(table["column"][:3]) == {"monthly_charges", "support_calls", "contract_type"}
     assert "timestamp" not in set(table["column"]) and "score" not in set(table["column"])
@@ -91,7 +91,7 @@ def test_an_early_week_has_no_drift_and_shows_the_report(monkeypatch, store) -> 
     at = open_page(monkeypatch, store, "drift.py")
     window = at.selectbox(key="drift_window")
     window.select_index(len(window.options) - 1).run()
-    assert at.success[0].value.startswith("0 of 8 columns drifted (0%)")
+    assert shown(at.success[0]).startswith("0 of 8 columns drifted (0%)")
     at.selectbox(key="drift_column").set_value("contract_type").run()
     at.number_input(key="drift_report_rows").set_value(300).run()
     next(b for b in at.button if b.label == "Build the full Evidently report").click().run()
@@ -130,8 +130,8 @@ def test_a_bad_upload_is_a_clear_message(monkeypatch, store, name, data, message
 
 def test_profile_of_the_latest_window(monkeypatch, store) -> None:
     at = open_page(monkeypatch, store, "data_profiles.py")
-    assert at.success[0].value.startswith("Fresh: newest row is")
-    assert at.success[1].value.startswith("The current data matches the signature of v1")
+    assert shown(at.success[0]).startswith("Fresh: newest row is")
+    assert shown(at.success[1]).startswith("The current data matches the signature of v1")
     profile = at.dataframe[0].value
     assert profile.loc["monthly_charges", "type (current)"] == "numeric"
     assert (

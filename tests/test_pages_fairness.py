@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from mlops_core.config import Settings
 from mlops_core.demo.evidence import seed_fairness_evidence
 from mlops_core.policy import EXAMPLE_POLICY
-from tests.apptest import VIEWER, assert_no_exception
+from tests.apptest import VIEWER, assert_no_exception, shown
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "fairness.py")
 RECOMPUTE = "Recompute from the evaluation set"
@@ -35,14 +35,14 @@ def open_page(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], **query: str
 
 
 def captions(at: AppTest) -> str:
-    return "\n".join(c.value for c in at.caption)
+    return "\n".join(shown(c) for c in at.caption)
 
 
 def test_newest_version_shows_stored_evidence_against_the_champion(monkeypatch, env) -> None:
     at = open_page(monkeypatch, env)
-    assert at.success[0].value == "churn-predictor v3: fairness passes the policy's thresholds."
+    assert shown(at.success[0]) == "churn-predictor v3: fairness passes the policy's thresholds."
     assert "Source: stored evidence: fairness/report.json of run" in captions(at)
-    assert at.info[0].value.startswith("v3 against champion v1: roc_auc")
+    assert shown(at.info[0]).startswith("v3 against champion v1: roc_auc")
     assert [t.label for t in at.tabs] == ["gender"]
     # Comparison, disparities and rates per group, each a figure.
     assert len(at.get("plotly_chart")) == 3
@@ -50,8 +50,8 @@ def test_newest_version_shows_stored_evidence_against_the_champion(monkeypatch, 
 
 def test_accurate_but_unfair_candidate_is_flagged(monkeypatch, env) -> None:
     at = open_page(monkeypatch, env, model="churn-predictor", version="2")
-    assert at.error[0].value == "churn-predictor v2: fairness fails the policy's thresholds."
-    headline = at.warning[0].value
+    assert shown(at.error[0]) == "churn-predictor v2: fairness fails the policy's thresholds."
+    headline = shown(at.warning[0])
     assert "(better)" in headline and "fairness fails (champion passes)" in headline
     comparison = at.dataframe[0].value.set_index(["feature", "disparity"])
     row = comparison.loc[("gender", "demographic_parity_difference")]
@@ -93,4 +93,4 @@ def test_a_policy_naming_a_missing_column_is_a_clear_error(
         )
     )
     at = open_page(monkeypatch, {**env, "MLOPS_POLICY_FILE": str(policy)})
-    assert "Sensitive column 'ethnicity' is not in the data" in at.error[0].value
+    assert "Sensitive column 'ethnicity' is not in the data" in shown(at.error[0])

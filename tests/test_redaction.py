@@ -9,7 +9,7 @@ import pytest
 from mlops_core.config import load_settings
 from mlops_core.redaction import redact
 from mlops_core.stores import audit, db
-from tests.apptest import app_test, assert_no_exception
+from tests.apptest import app_test, assert_no_exception, shown
 from tests.test_cli import run_cli
 
 
@@ -58,9 +58,9 @@ def test_the_page_shows_an_unreachable_server_without_its_token(
     env = {"MLOPS_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": "http://ci:tok123@127.0.0.1:9"}
     at = app_test(monkeypatch, env).run()
     assert_no_exception(at)
-    shown = " ".join(e.value for e in at.error)
-    assert "Cannot reach the MLflow tracking server" in shown
-    assert "tok123" not in shown
+    message = " ".join(shown(e) for e in at.error)
+    assert "Cannot reach the MLflow tracking server" in message
+    assert "tok123" not in message
 
 
 def test_the_audit_log_stores_no_credential_quoted_in_an_event(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from mlops_core.demo.scenario import inference_table
 from mlops_core.stores.db import get_engine
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import load_run_artifact_frame
-from tests.apptest import app_test, assert_no_exception
+from tests.apptest import app_test, assert_no_exception, shown
 from tests.browser import chromium, sign_in, wait_for_app
 from tests.servers import free_port, streamlit_app
 from tests.topology import Topology, example_env, load_compose, local_topology
@@ -105,7 +105,7 @@ def test_every_page_renders_with_data_from_the_server(
     for spec in PAGES:
         at.switch_page(spec.file).run()
         assert_no_exception(at)
-        assert not at.error, (spec.key, [e.value for e in at.error])
+        assert not at.error, (spec.key, [shown(e) for e in at.error])
 
 
 def test_panel_process_answers_its_health_check_and_serves_the_app(panel_url: str) -> None:
