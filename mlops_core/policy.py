@@ -49,6 +49,8 @@ class FairnessPolicy(_Strict):
     sensitive_features: list[str] = Field(default_factory=lambda: ["gender"])
     min_group_size: int = Field(50, ge=1)
     decision_threshold: float = Field(0.5, gt=0, lt=1)
+    # The favourable class of the label and prediction columns (any two-valued labels).
+    positive_label: int | bool | str = 1
     # Differences are maxima; `demographic_parity_ratio` is a minimum (1.0 is parity).
     thresholds: dict[str, float] = Field(default_factory=dict)
 

@@ -12,6 +12,7 @@ import math
 import subprocess
 import sys
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -272,6 +273,34 @@ def test_named_classes_with_positive_label():
         numeric,
     )
     assert evaluate_fairness(df, config).features == expected.features
+
+
+def test_minus_one_one_labels_with_an_explicit_positive_label_equal_fairlearn():
+    # Fairlearn takes any two-valued labels with pos_label; so does the panel.
+    df = make_data(8, 2000, [3])
+    signed = df.assign(
+        label=np.where(df["label"] == 1, 1, -1), pred=np.where(df["pred"] == 1, 1, -1)
+    )
+    config = FairnessConfig(label="label", prediction="pred", sensitive=["s0"], positive_label=1)
+    plain_config = FairnessConfig(label="label", prediction="pred", sensitive=["s0"])
+    assert (
+        evaluate_fairness(signed, config).features == evaluate_fairness(df, plain_config).features
+    )
+    frame = MetricFrame(
+        metrics={"tpr": partial(recall_score, pos_label=1, zero_division=np.nan)},
+        y_true=signed["label"],
+        y_pred=signed["pred"],
+        sensitive_features=signed["s0"],
+    )
+    result = evaluate_fairness(signed, config).feature("s0")
+    for group in result.groups:
+        assert math.isclose(group.tpr, frame.by_group["tpr"][group.group], abs_tol=1e-9)
+
+
+def test_two_classes_without_the_positive_label_say_how_to_fix_it():
+    df = make_data(8, 200, [2]).assign(label=lambda d: np.where(d["label"] == 1, 2, -1))
+    with pytest.raises(InvalidInput, match="positive_label .*--positive-label"):
+        evaluate_fairness(df, FairnessConfig(label="label", prediction="pred", sensitive=["s0"]))
 
 
 # --- undefined rates ------------------------------------------------------------------------

@@ -49,6 +49,9 @@ def files(seeded: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         folder / "labels.csv", index=False
     )
     frame.assign(gender="F", prediction=0).to_csv(folder / "degenerate.csv", index=False)
+    frame.assign(
+        label=frame.label.map({0: -1, 1: 1}), prediction=frame.prediction.map({0: -1, 1: 1})
+    ).to_csv(folder / "signed.csv", index=False)
     return {path.stem: path for path in folder.iterdir()}
 
 
@@ -164,3 +167,14 @@ def test_bad_input_is_one_clear_line(cli, files, args, message) -> None:
     code, out, err = cli(*args)
     assert code == 2 and not out
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_labels_minus_one_and_one_with_a_positive_label(cli, files) -> None:
+    common = ("--label", "label", "--pred", "prediction", "--sensitive", "gender", "--json")
+    _, zero_one, _ = cli("--data", str(files["eval"]), *common)
+    code, signed, err = cli("--data", str(files["signed"]), *common, "--positive-label", "1")
+    assert code == 1, err
+    assert json.loads(signed)["features"] == json.loads(zero_one)["features"]
+    # The other class as the favourable one turns every rate around.
+    _, flipped, _ = cli("--data", str(files["signed"]), *common, "--positive-label", "-1")
+    assert json.loads(flipped)["features"] != json.loads(zero_one)["features"]

@@ -67,10 +67,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--label", metavar="COL", help="true label column (with --data)")
     decision = parser.add_mutually_exclusive_group()
-    decision.add_argument("--pred", metavar="COL", help="predicted class column (0/1)")
+    decision.add_argument(
+        "--pred", metavar="COL", help="predicted class column (two values, see --positive-label)"
+    )
     decision.add_argument("--score", metavar="COL", help="score column, thresholded")
     parser.add_argument(
         "--threshold", type=float, help="decision threshold for --score (default: the policy's)"
+    )
+    parser.add_argument(
+        "--positive-label",
+        metavar="VALUE",
+        type=parse_label,
+        help="the favourable class of --label and --pred, e.g. 1 for labels -1/1 or yes for "
+        "no/yes (with --data; default: the policy's, else 1)",
     )
     parser.add_argument(
         "--max",
@@ -84,6 +93,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(handler=handle)
+
+
+def parse_label(text: str) -> int | bool | str:
+    """A label as the data holds it: a whole number, true/false, or the text itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
@@ -172,6 +192,9 @@ def _data_evidence(
         prediction=args.pred,
         score=args.score,
         threshold=defaults.decision_threshold if args.threshold is None else args.threshold,
+        positive_label=(
+            defaults.positive_label if args.positive_label is None else args.positive_label
+        ),
         min_group_size=(
             defaults.min_group_size if args.min_group_size is None else args.min_group_size
         ),

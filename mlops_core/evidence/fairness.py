@@ -313,41 +313,30 @@ def _predicted_mask(df: pd.DataFrame, config: FairnessConfig) -> np.ndarray:
 
 
 def _binary_mask(column: pd.Series, role: str, positive_label: object) -> np.ndarray:
-    """True where the column holds the positive label, after checking it is binary."""
+    """True where the column holds the positive label, after checking it is binary.
+
+    Any two values work (0/1, False/True, -1/1, "no"/"yes"), as with Fairlearn's
+    `pos_label`: the positive label says which one is favourable.
+    """
     _check_no_missing(column, role)
     values = column.to_numpy()
-    if _is_zero_one(positive_label):
-        allowed = (values == 0) | (values == 1)
-        if not allowed.all():
-            others = pd.unique(values[~allowed])
-            raise InvalidInput(
-                f"{role} column {column.name!r} must be binary: 0/1 or False/True, but it also "
-                f"holds {_sample(others)}. Map it to 0/1, or set positive_label to the "
-                "favourable value if the classes are named."
-            )
-    else:
-        classes = pd.unique(values)
-        if len(classes) > 2:
-            raise InvalidInput(
-                f"{role} column {column.name!r} must be binary but has {len(classes)} distinct "
-                f"values: {_sample(classes)}."
-            )
-        if len(classes) == 2 and positive_label not in set(classes):
-            raise InvalidInput(
-                f"{role} column {column.name!r} holds {_sample(classes)}, neither of which is "
-                f"the positive label {positive_label!r}."
-            )
+    classes = pd.unique(values)
+    if len(classes) > 2:
+        raise InvalidInput(
+            f"{role} column {column.name!r} must be binary but has {len(classes)} distinct "
+            f"values: {_sample(classes)}."
+        )
+    if len(classes) == 2 and positive_label not in set(classes):
+        raise InvalidInput(
+            f"{role} column {column.name!r} holds {_sample(classes)}, neither of which is the "
+            f"positive label {positive_label!r}: set positive_label (policy fairness."
+            "positive_label, CLI --positive-label) to the favourable value."
+        )
     return np.asarray(values == positive_label, dtype=bool)
 
 
-def _is_zero_one(value: object) -> bool:
-    return not isinstance(value, str) and value in (0, 1)
-
-
 def _check_same_classes(label: pd.Series, prediction: pd.Series, config: FairnessConfig) -> None:
-    """Named classes must agree between label and prediction, or predictions would all be 'no'."""
-    if _is_zero_one(config.positive_label):
-        return
+    """Label and prediction must use the same two classes, or predictions would all be 'no'."""
     classes = set(pd.unique(label.to_numpy())) | set(pd.unique(prediction.to_numpy()))
     if len(classes) > 2:
         raise InvalidInput(

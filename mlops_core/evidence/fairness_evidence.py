@@ -100,6 +100,7 @@ def fairness_config(
         score=data.score_column if use_score else None,
         prediction=None if use_score else data.prediction_column,
         threshold=fairness.decision_threshold,
+        positive_label=fairness.positive_label,
         min_group_size=fairness.min_group_size,
         max_disparity=dict(fairness.thresholds),
     )
