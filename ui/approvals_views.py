@@ -10,13 +10,14 @@ import streamlit as st
 from mlops_core.governance import decision_record
 from mlops_core.governance.decision_record import DecisionRecord
 from mlops_core.governance.gates import DRIFT_KIND, FAIRNESS_KIND, GateResult, summarize
-from mlops_core.governance.promotion.state import RequestView
+from mlops_core.governance.promotion.state import RequestView, describe
 from ui.identity import _plain as plain
 
 STATUS_ICONS = {"passed": "✅", "failed": "❌", "not_evaluated": "⚠️"}
 REQUEST_STATUS_ICONS = {
     "pending": "🕓",
     "approved": "👍",
+    "applying": "⏳",
     "applied": "✅",
     "rejected": "⛔",
     "cancelled": "🚫",
@@ -128,7 +129,7 @@ def request_header(view: RequestView) -> None:
     st.markdown("**Why:**")
     st.text(view.reason)
     if view.needs_retry:
-        st.error(f"Approved, but moving the alias failed: {view.last_error}")
+        st.error(plain(describe(view)))
 
 
 def metrics_table(record: DecisionRecord) -> None:
