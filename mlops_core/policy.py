@@ -104,6 +104,9 @@ class ModelPolicy(_Strict):
     # How much worse than the champion a candidate may be, in the metric's own units.
     max_regression: dict[str, float] = Field(default_factory=dict)
     require_schema_match: bool = False
+    # Use evidence in MLflow that the panel did not store (no digest in its audit log), such
+    # as reports written by CI; gates then name it as external evidence.
+    accept_external_evidence: bool = False
     fairness: FairnessPolicy | None = None
     drift: DriftPolicy | None = None
     data: DataSources = Field(default_factory=DataSources)

@@ -164,7 +164,8 @@ reference = or_stop(_reference, current, model, version, sample_size)
 data = or_stop(_current, current, model, window, sample_size, upload)
 st.caption(
     f"Reference: v{version}, {reference.description} ({reference.caption}). "
-    f"Current: {data.description} ({data.caption}). Sample size: {sample_size:,} rows per side."
+    f"Current: {data.description} ({data.caption}). Profiled: {len(reference.frame):,} "
+    f"reference and {len(data.frame):,} current rows (at most {sample_size:,} per side)."
 )
 
 st.subheader("Freshness")

@@ -150,7 +150,8 @@ result = check.result
 st.caption(
     f"Reference: v{check.reference_version}, {check.reference.description} "
     f"({check.reference.caption}). Current: {check.current.description} "
-    f"({check.current.caption}). Sample size: {sample_size:,} rows per side."
+    f"({check.current.caption}). Compared: {result.n_reference:,} reference and "
+    f"{result.n_current:,} current rows (at most {sample_size:,} per side)."
 )
 _verdict(check)
 

@@ -98,7 +98,7 @@ else:
                     "candidate": f"v{r.version}",
                     "champion at request": f"v{r.champion_version}" if r.champion_version else "-",
                     "status": r.status,
-                    "candidate fairness": _fairness(r.model_name, r.version),
+                    "gates at request": r.gate_summary,
                     "requested by": r.requested_by,
                     "reason": r.reason,
                 }

@@ -43,6 +43,11 @@ def test_database_allows_only_one_open_request_per_alias(panel_db_url: str) -> N
         session.add(_open_request(status="rejected"))
     with pytest.raises(IntegrityError), sessions.begin() as session:
         session.add(_open_request(version="2", status="approved"))
+    # A request being applied still holds its alias.
+    with sessions.begin() as session:
+        session.add(_open_request(model_name="credit-default", status="applying"))
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(_open_request(model_name="credit-default", version="2"))
 
 
 def test_unreachable_database_names_the_setting() -> None:

@@ -35,7 +35,10 @@ from mlops_core.evidence.fairness_evidence import (
     review_fairness,
     sensitive_options,
 )
+from mlops_core.governance.decision_record import gates_markdown
+from mlops_core.governance.gates import FAILED, NOT_EVALUATED, PASSED, GateResult, evaluate_gates
 from mlops_core.policy import EXAMPLE_POLICY
+from mlops_core.stores import db
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import as_loaded, load_run_artifact_frame
 from tests.conftest import settings_for
@@ -57,24 +60,27 @@ def evaluation_frame(demo_settings: Settings, model: str, version: str) -> pd.Da
     return load_run_artifact_frame(registry.client, run_id, "evaluation/evaluation.parquet").frame
 
 
-def store_with_version(data_dir: Path, evaluation: pd.DataFrame) -> Settings:
-    """A store of our own: the example policy and one registered version (v1 of
-    SMALL_MODEL) whose run holds `evaluation` as its evaluation set and nothing else."""
+def store_with_version(data_dir: Path, *evaluations: pd.DataFrame) -> Settings:
+    """A store of our own: the example policy, an empty panel database, and one registered
+    version of SMALL_MODEL per evaluation set (v1, v2, ...), whose run holds it and
+    nothing else."""
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(EXAMPLE_POLICY, data_dir / "policy.toml")
     settings = settings_for(data_dir)
+    db.upgrade(settings.db_url)
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     experiment = client.create_experiment(
         "evaluations", artifact_location=f"{settings.artifact_root}/evaluations"
     )
-    run_id = client.create_run(experiment).info.run_id
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "evaluation.parquet"
-        evaluation.to_parquet(path, index=False)
-        client.log_artifact(run_id, str(path), "evaluation")
-    client.set_terminated(run_id)
     client.create_registered_model(SMALL_MODEL)
-    client.create_model_version(SMALL_MODEL, f"{settings.artifact_root}/model", run_id=run_id)
+    for evaluation in evaluations:
+        run_id = client.create_run(experiment).info.run_id
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "evaluation.parquet"
+            evaluation.to_parquet(path, index=False)
+            client.log_artifact(run_id, str(path), "evaluation")
+        client.set_terminated(run_id)
+        client.create_model_version(SMALL_MODEL, f"{settings.artifact_root}/model", run_id=run_id)
     return settings
 
 
@@ -199,7 +205,7 @@ def test_recording_logs_report_metrics_and_tag(small: Settings) -> None:
         load_run_artifact_frame(registry.client, run_id, "evaluation/evaluation.parquet").frame,
         FairnessConfig(label="label", prediction="prediction", sensitive=["gender", "age_band"]),
     )
-    log_fairness_evidence(registry, run_id, report)
+    log_fairness_evidence(small, registry, registry.get_version(SMALL_MODEL, "1"), report)
     assert read_stored_report(registry, run_id).to_dict() == report.to_dict()
     history = registry.metric_history(run_id, "fairness.gender.demographic_parity_difference")
     assert len(history) == 2
@@ -229,22 +235,25 @@ def test_a_failed_upload_logs_nothing(small: Settings, tmp_path: Path) -> None:
     run_id = client.create_run(experiment).info.run_id
     registry = Registry(small.tracking_uri)
     report = fairness_for_version(small, registry, SMALL_MODEL, "1").report
+    elsewhere = dataclasses.replace(registry.get_version(SMALL_MODEL, "1"), run_id=run_id)
     with pytest.raises(MlopsError, match=f"run {run_id}"):
-        log_fairness_evidence(registry, run_id, report)
+        log_fairness_evidence(small, registry, elsewhere, report)
     run = client.get_run(run_id)
     assert not run.data.metrics and PASSED_TAG not in run.data.tags
 
 
-def test_an_unreadable_stored_report_says_so(small: Settings) -> None:
-    registry = Registry(small.tracking_uri)
+def test_an_unreadable_stored_report_says_so(demo_settings: Settings, tmp_path: Path) -> None:
+    settings = store_with_version(tmp_path / "store", evaluation_frame(demo_settings, CHURN, "3"))
+    registry = Registry(settings.tracking_uri)
     run_id = registry.get_version(SMALL_MODEL, "1").run_id
     registry.client.log_text(run_id, json.dumps({"features": {}}), REPORT_ARTIFACT)
-    try:
-        with pytest.raises(InvalidInput, match="cannot be read.*recompute"):
-            fairness_for_version(small, registry, SMALL_MODEL, "1")
-        assert fairness_for_version(small, registry, SMALL_MODEL, "1", recompute=True).report
-    finally:
-        record_fairness_evidence(small, registry, SMALL_MODEL, "1")
+    # Not the panel's: recomputed without a look at it, unless external evidence is used.
+    evidence = fairness_for_version(settings, registry, SMALL_MODEL, "1")
+    assert evidence.source.endswith("was not produced by the panel (no digest of it is recorded)")
+    external = with_policy(settings, tmp_path, ACCEPT_EXTERNAL)
+    with pytest.raises(InvalidInput, match="cannot be read.*recompute"):
+        fairness_for_version(external, registry, SMALL_MODEL, "1")
+    assert fairness_for_version(external, registry, SMALL_MODEL, "1", recompute=True).report
 
 
 def test_an_evaluation_file_outside_mlflow(small: Settings, tmp_path: Path) -> None:
@@ -265,6 +274,116 @@ def test_an_evaluation_file_outside_mlflow(small: Settings, tmp_path: Path) -> N
     (tmp_path / "evaluation.csv").unlink()
     with pytest.raises(NotFound, match="evaluation.csv does not exist"):
         fairness_for_version(settings, registry, SMALL_MODEL, "1", recompute=True)
+
+
+# --- evidence integrity (own stores) --------------------------------------------------------
+
+
+def with_policy(settings: Settings, folder: Path, *changes: tuple[str, str]) -> Settings:
+    """The example policy with each (old, new) text replaced."""
+    text = EXAMPLE_POLICY.read_text()
+    for old, new in changes:
+        assert old in text
+        text = text.replace(old, new)
+    path = folder / f"policy-{len(list(folder.glob('policy-*.toml')))}.toml"
+    path.write_text(text)
+    return dataclasses.replace(settings, policy_file=path)
+
+
+NO_EVALUATION_SET = ("evaluation/evaluation.parquet", "nowhere/evaluation.parquet")
+ACCEPT_EXTERNAL = ("accept_external_evidence = false", "accept_external_evidence = true")
+FAIRNESS_GATE = "fairness gender demographic_parity_difference"
+
+
+def fairness_gates(settings: Settings, registry: Registry, version: str) -> dict[str, GateResult]:
+    report = evaluate_gates(settings, registry, SMALL_MODEL, version)
+    return {r.name: r for r in report.results if r.kind == "fairness"}
+
+
+@pytest.fixture
+def unfair_and_fair(demo_settings: Settings, tmp_path: Path) -> Settings:
+    """SMALL_MODEL v1 on churn v2's evaluation set (unfair), v2 on churn v3's (fair),
+    each with the evidence the panel computed and recorded."""
+    settings = store_with_version(
+        tmp_path / "store",
+        evaluation_frame(demo_settings, CHURN, "2"),
+        evaluation_frame(demo_settings, CHURN, "3"),
+    )
+    registry = Registry(settings.tracking_uri)
+    for version in ("1", "2"):
+        record_fairness_evidence(settings, registry, SMALL_MODEL, version)
+    return settings
+
+
+def copy_report(registry: Registry, source: str, target: str) -> None:
+    """What MLflow lets anyone with write access do: one version's report onto another's run."""
+    local = registry.client.download_artifacts(
+        registry.get_version(SMALL_MODEL, source).run_id, REPORT_ARTIFACT
+    )
+    registry.client.log_artifact(
+        registry.get_version(SMALL_MODEL, target).run_id, local, "fairness"
+    )
+
+
+def test_a_report_swapped_onto_an_unfair_version_never_passes_its_gate(
+    unfair_and_fair: Settings, tmp_path: Path
+) -> None:
+    settings = unfair_and_fair
+    registry = Registry(settings.tracking_uri)
+    before = fairness_gates(settings, registry, "1")[FAIRNESS_GATE]
+    assert before.status == FAILED and "sha256 matches audit event" in before.evidence
+
+    copy_report(registry, "2", "1")
+    run_id = registry.get_version(SMALL_MODEL, "1").run_id
+    assert read_stored_report(registry, run_id).passed is True  # the swap took
+    # The evaluation set is there: the truth is computed again, and the swap is named.
+    recomputed = fairness_gates(settings, registry, "1")[FAIRNESS_GATE]
+    assert recomputed.status == FAILED and recomputed.observed == before.observed
+    assert recomputed.evidence.startswith("computed now from artifact evaluation/")
+    assert f"{REPORT_ARTIFACT} of run {run_id} is not the evidence the panel stored" in (
+        recomputed.evidence
+    )
+    # Without it the gate is not evaluated, naming the artifact and the mismatch - even
+    # when the policy accepts external evidence, since this contradicts a recorded digest.
+    for blind in (
+        with_policy(settings, tmp_path, NO_EVALUATION_SET),
+        with_policy(settings, tmp_path, NO_EVALUATION_SET, ACCEPT_EXTERNAL),
+    ):
+        (gate,) = fairness_gates(blind, registry, "1").values()
+        assert gate.status == NOT_EVALUATED, gate
+        assert f"{REPORT_ARTIFACT} of run {run_id} is not the evidence the panel stored" in (
+            gate.reason
+        )
+        assert "nowhere/evaluation.parquet" in gate.reason
+    # The panel storing fresh evidence makes it the panel's again.
+    record_fairness_evidence(settings, registry, SMALL_MODEL, "1")
+    assert "sha256 matches" in fairness_gates(settings, registry, "1")[FAIRNESS_GATE].evidence
+
+
+def test_external_evidence_is_used_only_when_the_policy_accepts_it(
+    demo_settings: Settings, tmp_path: Path
+) -> None:
+    """Evidence written by someone else (CI, say), with no digest on record."""
+    settings = store_with_version(tmp_path / "store", evaluation_frame(demo_settings, CHURN, "3"))
+    registry = Registry(settings.tracking_uri)
+    report = fairness_for_version(settings, registry, SMALL_MODEL, "1", recompute=True).report
+    run_id = registry.get_version(SMALL_MODEL, "1").run_id
+    registry.client.log_text(run_id, json.dumps(report.to_dict()), REPORT_ARTIFACT)
+    (gate,) = fairness_gates(
+        with_policy(settings, tmp_path, NO_EVALUATION_SET), registry, "1"
+    ).values()
+    assert gate.status == NOT_EVALUATED
+    assert f"{REPORT_ARTIFACT} of run {run_id} was not produced by the panel" in gate.reason
+
+    accepting = with_policy(settings, tmp_path, NO_EVALUATION_SET, ACCEPT_EXTERNAL)
+    gates = fairness_gates(accepting, registry, "1")
+    assert len(gates) == 2 and all(g.status == PASSED for g in gates.values())
+    for gate in gates.values():
+        assert gate.evidence.startswith(
+            f"external evidence (not produced by the panel): {REPORT_ARTIFACT} of run {run_id}"
+        )
+    record = gates_markdown(list(gates.values()))
+    assert "external evidence (not produced by the panel)" in record
 
 
 # --- pure functions -------------------------------------------------------------------------

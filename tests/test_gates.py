@@ -44,6 +44,8 @@ def test_the_fair_better_candidate_passes_every_gate_with_its_evidence(
     # The demo stores fairness evidence on every version's run; the gate reads it.
     fairness_evidence = gates["fairness gender equalized_odds_difference"].evidence
     assert "fairness/report.json" in fairness_evidence and version_run in fairness_evidence
+    # ... having checked that its bytes are those the demo recorded in the audit log.
+    assert "sha256 matches audit event #" in fairness_evidence
     drift = gates["drift"]
     # The demo drifts three columns from week five on; the latest week shows them.
     assert set(drift.details["drifted_columns"]) == {

@@ -24,6 +24,8 @@ from mlops_core.evidence.monitoring import (
     monitoring_experiment,
 )
 from mlops_core.policy import load_policy
+from mlops_core.stores import db
+from mlops_core.stores.evidence_digests import check_evidence
 from mlops_core.stores.model_data import drift_columns, load_reference
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import as_loaded
@@ -44,6 +46,8 @@ def copy_store(demo_settings: Settings, folder: Path) -> Settings:
     for name in STORE_FILES:
         shutil.copy2(demo_settings.data_dir / name, folder / name)
     settings = settings_for(folder)
+    # A panel database of its own, for the digests of the evidence a test logs.
+    db.upgrade(settings.db_url)
     # Tests start from an empty drift history, whether or not the demo seeded one.
     client = Registry(settings.tracking_uri).client
     for experiment in client.search_experiments(filter_string="name LIKE 'monitoring/%'"):
@@ -88,7 +92,7 @@ def test_seeding_again_adds_nothing(store: Settings, registry: Registry) -> None
 
 
 def test_logged_run_holds_params_metrics_tag_and_evidently_artifacts(
-    registry: Registry,
+    store: Settings, registry: Registry
 ) -> None:
     latest = drift_history(registry, CHURN).iloc[-1]
     run_id = latest["run_id"]
@@ -105,6 +109,10 @@ def test_logged_run_holds_params_metrics_tag_and_evidently_artifacts(
     summary = json.loads(Path(local).read_text())
     assert summary["model"] == CHURN and len(summary["columns"]) == 8
     assert summary["columns"][0]["drifted"] is True
+    # The digest of every file stored is in the audit log.
+    for path in artifacts:
+        data = Path(registry.client.download_artifacts(run_id, path)).read_bytes()
+        assert check_evidence(store.db_url, CHURN, run_id, path, data).verified, path
 
 
 def test_latest_status_for_the_overview(registry: Registry) -> None:

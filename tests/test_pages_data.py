@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -72,7 +73,12 @@ def test_drift_of_the_latest_window_logged_and_read_back(monkeypatch, store) -> 
     table = at.dataframe[0].value
     assert set(table["column"][:3]) == {"monthly_charges", "support_calls", "contract_type"}
     assert "timestamp" not in set(table["column"]) and "score" not in set(table["column"])
-    assert "Sample size: 100,000 rows per side" in texts(at, "caption")
+    # The rows actually compared, not the sample cap the data never reached.
+    compared = re.search(
+        r"Compared: ([\d,]+) reference and ([\d,]+) current rows", texts(at, "caption")
+    )
+    assert compared and "(at most 100,000 per side)" in texts(at, "caption")
+    assert all(0 < int(n.replace(",", "")) < 100_000 for n in compared.groups())
     assert "No drift check of churn-predictor has been logged yet" in texts(at, "info")
     assert len(at.get("plotly_chart")) == 1  # the distribution; no history yet
 

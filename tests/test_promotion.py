@@ -4,18 +4,29 @@ MLflow runs on a private copy of the demo registry (aliases move here); artifact
 inference log, the policy and the accounts are the seeded demo's, read only.
 """
 
+import random
 import sqlite3
+import statistics
 import threading
+import time
+from collections import Counter
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from mlops_core.config import Settings, load_settings
-from mlops_core.errors import ActionRefused, InvalidInput, MlopsError, PermissionDenied
+from mlops_core.errors import (
+    ActionRefused,
+    InvalidInput,
+    MlopsError,
+    PermissionDenied,
+    RegistryUnavailable,
+)
 from mlops_core.governance import decision_record
-from mlops_core.governance.promotion.apply import retry_apply
+from mlops_core.governance.promotion.apply import APPLY_TIMEOUT, retry_apply
 from mlops_core.governance.promotion.decide import allowed_actions, approve, cancel, reject
 from mlops_core.governance.promotion.reconcile import accept_alias, reconcile
 from mlops_core.governance.promotion.rollback import plan_rollback, rollback
@@ -128,6 +139,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
         "gates_evaluated",
         "gates_evaluated",
         "approve",
+        "apply_started",
         "apply",
     ]
     # A second click, or a retry, finds nothing left to do.
@@ -337,7 +349,14 @@ def test_mlflow_failing_mid_apply_leaves_the_request_approved_and_retryable(
     applied = retry_apply(settings, registry, APPROVER, pending.id)
     assert applied.status == "applied" and applied.last_error is None
     assert champion(registry) == "3"
-    assert actions(settings, pending.id)[-3:] == ["apply_failed", "apply_failed", "apply"]
+    assert actions(settings, pending.id)[-6:] == [
+        "apply_started",
+        "apply_failed",
+        "apply_started",
+        "apply_failed",
+        "apply_started",
+        "apply",
+    ]
 
 
 @pytest.mark.postgres
@@ -375,6 +394,191 @@ def test_concurrent_approvals_on_postgresql_give_exactly_one_decision(
     assert decisions == 1
     assert actions(settings).count("apply") == 1 and audit.verify(settings).ok
     assert champion(registry) == "3"
+
+
+# Only the metric gates, so that an approval reaches its apply quickly.
+METRIC_GATES_ONLY = """
+[defaults.min_metrics]
+roc_auc = 0.70
+"""
+MOVE_DELAY = 0.1
+
+
+class SlowAliasRegistry(Registry):
+    """The real registry, moving aliases slowly enough for a cancel to arrive meanwhile."""
+
+    def move_alias(self, name: str, alias: str, version: str) -> None:
+        time.sleep(MOVE_DELAY)
+        super().move_alias(name, alias, version)
+
+
+class KilledAfterMove(Registry):
+    """The process dies between moving the alias and tagging the version."""
+
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        raise SystemExit("killed after the alias moved")
+
+
+class KilledBeforeMove(Registry):
+    def move_alias(self, name: str, alias: str, version: str) -> None:
+        raise SystemExit("killed before the alias moved")
+
+
+class TagsRefused(Registry):
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        raise RegistryUnavailable("MLflow refused the version tags.")
+
+
+def _race(settings: Settings, slow: Registry, request_id: int, offset: float) -> dict:
+    """Approve and, `offset` seconds later, cancel; each side's view or refusal."""
+    outcomes: dict[str, object] = {}
+    barrier = threading.Barrier(2)
+
+    def act(name: str, call) -> None:
+        barrier.wait()
+        try:
+            outcomes[name] = call()
+        except MlopsError as exc:
+            outcomes[name] = exc
+
+    def cancelling() -> RequestView:
+        time.sleep(offset)
+        return cancel(settings, REQUESTER, request_id, "changed my mind")
+
+    threads = [
+        threading.Thread(
+            target=act,
+            args=("approve", lambda: approve(settings, slow, APPROVER, request_id, "ok")),
+        ),
+        threading.Thread(target=act, args=("cancel", cancelling)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def _claimed_after(settings: Settings, request_id: int, started: datetime) -> list[float]:
+    """Seconds from `started` to the apply claiming the request ([] if it never did)."""
+    filters = audit.AuditFilter(request_id=request_id, action="apply_started")
+    return [
+        (e.created_at - started).total_seconds()
+        for e in audit.list_events(settings.db_url, filters)
+    ]
+
+
+def test_a_cancel_racing_an_approval_is_all_or_nothing(
+    settings: Settings, registry: Registry, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(METRIC_GATES_ONLY)
+    settings = replace(settings, policy_file=policy)
+    slow = SlowAliasRegistry(settings.tracking_uri)
+    rng = random.Random(20260105)
+    seen: Counter[str] = Counter()
+    # How long an approval takes to claim its request here, learnt as the rounds go: the
+    # cancel fires 0-150 ms into a span around that moment (a cancel itself takes some
+    # tens of ms), so some land before the claim and some while the alias moves.
+    claim_times = [0.2]
+    for _ in range(20):
+        pending = request(settings, registry)
+        started = db.utcnow()
+        aim = max(0.0, statistics.median(claim_times) - 0.1)
+        outcomes = _race(settings, slow, pending.id, aim + rng.uniform(0, 0.15))
+        claim_times += _claimed_after(settings, pending.id, started)
+        final = get_request(settings, pending.id)
+        told_approver, told_canceller = outcomes["approve"], outcomes["cancel"]
+        seen[final.status] += 1
+        if final.status == "cancelled":
+            assert champion(registry) == "1", outcomes
+            assert "apply" not in actions(settings, pending.id)
+            assert isinstance(told_canceller, RequestView) and told_canceller.status == "cancelled"
+            # The approver hears "cancelled": refused before deciding, or told after it.
+            assert (
+                isinstance(told_approver, ActionRefused) and "cancelled" in str(told_approver)
+            ) or told_approver.status == "cancelled", outcomes
+        else:
+            assert final.status == "applied" and champion(registry) == "3", outcomes
+            assert actions(settings, pending.id).count("apply") == 1
+            assert isinstance(told_approver, RequestView) and told_approver.status == "applied"
+            assert isinstance(told_canceller, ActionRefused), outcomes
+        assert reconcile(settings, registry) == []
+        if final.status == "applied":
+            rollback(settings, registry, APPROVER, CHURN, "next round of the race")
+    # Both sides of the race were hit, or the test proved nothing.
+    assert set(seen) == {"cancelled", "applied"}, seen
+    assert "reconcile_warning" not in actions(settings) and audit.verify(settings.db_url).ok
+
+
+def test_an_apply_killed_after_moving_the_alias_is_completed_by_reconcile(
+    settings: Settings, registry: Registry
+) -> None:
+    pending = request(settings, registry)
+    with pytest.raises(SystemExit):
+        approve(settings, KilledAfterMove(settings.tracking_uri), APPROVER, pending.id, "ok")
+    stuck = get_request(settings, pending.id)
+    assert stuck.status == "applying" and stuck.is_open and champion(registry) == "3"
+    assert "is being applied" in describe(stuck)
+    with pytest.raises(ActionRefused, match="being applied right now; too late to cancel"):
+        cancel(settings, REQUESTER, pending.id)
+    with pytest.raises(ActionRefused, match="still open"):
+        request(settings, registry, "2")
+
+    assert reconcile(settings, registry) == []
+    done = get_request(settings, pending.id)
+    assert done.status == "applied" and done.applied_at
+    assert registry.get_version(CHURN, "3").tags[TAG_REQUEST] == str(pending.id)
+    (event,) = audit.list_events(
+        settings.db_url, audit.AuditFilter(request_id=pending.id, action="apply")
+    )
+    assert event.actor == "system" and event.details["completed_by"] == "reconcile"
+    assert actions(settings, pending.id)[-2:] == ["apply_started", "apply"]
+    assert reconcile(settings, registry) == []
+    assert "reconcile_warning" not in actions(settings) and audit.verify(settings.db_url).ok
+
+
+def test_an_apply_killed_before_moving_the_alias_becomes_retryable_once_stopped(
+    settings: Settings, registry: Registry
+) -> None:
+    pending = request(settings, registry)
+    with pytest.raises(SystemExit):
+        approve(settings, KilledBeforeMove(settings.tracking_uri), APPROVER, pending.id, "ok")
+    assert get_request(settings, pending.id).status == "applying" and champion(registry) == "1"
+    with pytest.raises(ActionRefused, match="being applied right now"):
+        retry_apply(settings, registry, APPROVER, pending.id)
+    # Until it has been quiet for longer than any apply takes, it may still be in flight.
+    assert reconcile(settings, registry) == []
+    assert get_request(settings, pending.id).status == "applying"
+
+    later = db.utcnow() + APPLY_TIMEOUT + timedelta(seconds=1)
+    (warning,) = reconcile(settings, registry, now=later)
+    assert warning.kind == "apply_pending" and "stopped before moving" in warning.message
+    assert get_request(settings, pending.id).needs_retry
+    applied = retry_apply(settings, registry, APPROVER, pending.id)
+    assert applied.status == "applied" and champion(registry) == "3"
+    assert reconcile(settings, registry) == [] and audit.verify(settings.db_url).ok
+
+
+def test_tags_failing_after_the_move_never_report_the_apply_as_failed(
+    settings: Settings, registry: Registry
+) -> None:
+    pending = request(settings, registry)
+    view = approve(settings, TagsRefused(settings.tracking_uri), APPROVER, pending.id, "ok")
+    assert view.status == "applying" and view.needs_retry and champion(registry) == "3"
+    assert "stopped after moving champion" in describe(view)
+    assert "refused the version tags" in view.last_error
+    assert allowed_actions(APPROVER, view) == ["retry_apply"]
+    applied = retry_apply(settings, registry, APPROVER, pending.id)
+    assert applied.status == "applied" and applied.last_error is None
+    assert registry.get_version(CHURN, "3").tags[TAG_REQUEST] == str(pending.id)
+    assert actions(settings, pending.id)[-4:] == [
+        "apply_started",
+        "apply_failed",
+        "apply_started",
+        "apply",
+    ]
+    assert reconcile(settings, registry) == []
 
 
 def test_decision_record_holds_the_evidence_and_escapes_user_text(

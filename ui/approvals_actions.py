@@ -18,6 +18,7 @@ from mlops_core.governance.promotion.apply import retry_apply
 from mlops_core.governance.promotion.decide import allowed_actions, approve, cancel, reject
 from mlops_core.governance.promotion.rollback import RollbackPlan, plan_rollback, rollback
 from mlops_core.governance.promotion.state import (
+    APPLYING,
     APPROVED,
     PENDING,
     STALE,
@@ -65,6 +66,7 @@ def _close() -> None:
 OUTCOME_KINDS = {
     PENDING: "info",
     APPROVED: "error",  # still approved after acting: the apply failed
+    APPLYING: "warning",  # the alias moved (or may have), the apply did not finish
     STALE: "warning",
 }
 

@@ -10,13 +10,15 @@ import streamlit as st
 from mlops_core.governance import decision_record
 from mlops_core.governance.decision_record import DecisionRecord
 from mlops_core.governance.gates import DRIFT_KIND, FAIRNESS_KIND, GateResult, summarize
-from mlops_core.governance.promotion.state import RequestView
+from mlops_core.governance.promotion.state import RequestView, describe
 from ui.text import plain
 
+VERDICT_WORDS = {"approve": "approved", "reject": "rejected"}
 STATUS_ICONS = {"passed": "✅", "failed": "❌", "not_evaluated": "⚠️"}
 REQUEST_STATUS_ICONS = {
     "pending": "🕓",
     "approved": "👍",
+    "applying": "⏳",
     "applied": "✅",
     "rejected": "⛔",
     "cancelled": "🚫",
@@ -128,7 +130,7 @@ def request_header(view: RequestView) -> None:
     st.markdown("**Why:**")
     st.text(view.reason)
     if view.needs_retry:
-        st.error(plain(f"Approved, but moving the alias failed: {view.last_error}"))
+        st.error(plain(describe(view)))
 
 
 def metrics_table(record: DecisionRecord) -> None:
@@ -196,7 +198,7 @@ def decisions_list(view: RequestView) -> None:
         st.caption("No decision yet.")
         return
     for d in view.decisions:
-        verdict = "approved with an override" if d.override else f"{d.verdict}d"
+        verdict = "approved with an override" if d.override else VERDICT_WORDS[d.verdict]
         with st.container(border=True):
             when = plain(f"{_when(d.created_at)} ({summarize(d.gates)})")
             st.markdown(f"**{plain(d.actor)}** {verdict} — {when}")

@@ -6,7 +6,6 @@ import argparse
 
 from mlops_core.config import Settings
 from mlops_core.demo.scenario import run_demo
-from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 
 
@@ -24,7 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
-    migrate(settings)
     if args.if_empty and Registry(settings.tracking_uri).has_models():
         print(f"The registry at {settings.tracking_uri} already has models; demo not loaded.")
         return 0

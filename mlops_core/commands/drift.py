@@ -19,6 +19,7 @@ from mlops_core.evidence.monitoring import (
     drift_report,
     log_drift_check,
 )
+from mlops_core.stores.db import upgrade
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import load_file
 
@@ -97,6 +98,8 @@ def _model_drift(args: argparse.Namespace, settings: Settings) -> tuple[DriftRes
     )
     subject = _subject(check)
     if not args.no_log:
+        # The digests of the logged files go into the panel's audit log.
+        upgrade(settings.db_url)
         subject["mlflow_run_id"] = log_drift_check(settings, registry, check, drift_report(check))
     return check.result, subject
 

@@ -28,6 +28,7 @@ from mlops_core.evidence.fairness_evidence import (
     worst_check,
 )
 from mlops_core.policy import FairnessPolicy, load_policy
+from mlops_core.stores.db import upgrade
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import load_file
 
@@ -140,6 +141,8 @@ def _model_evidence(
     if not args.version:
         raise InvalidInput("--model needs --version (a version number or an alias).")
     sensitive = _columns(args.sensitive)
+    # Stored evidence is checked against (and logged evidence recorded in) the audit log.
+    upgrade(settings.db_url)
     registry = Registry(settings.tracking_uri)
     version = resolve_version(registry, args.model, args.version).version
     if args.log:

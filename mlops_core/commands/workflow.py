@@ -92,7 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = _parser(subparsers, "requests", "list promotion requests", _list, actor=False)
     p.add_argument("--model")
-    p.add_argument("--open", action="store_true", help="only pending and approved ones")
+    p.add_argument(
+        "--open", action="store_true", help="only open ones: pending, approved, applying"
+    )
 
 
 def _outcome(view: RequestView, as_json: bool) -> int:

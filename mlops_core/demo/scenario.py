@@ -46,7 +46,7 @@ from mlops_core.demo.data import SENSITIVE, SPECS, ModelSpec
 from mlops_core.demo.evidence import seed_drift_history, seed_fairness_evidence
 from mlops_core.people.auth import create_demo_accounts
 from mlops_core.policy import EXAMPLE_POLICY
-from mlops_core.stores.db import get_engine
+from mlops_core.stores.db import get_engine, migrate
 from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
 
 SEED = 20260105
@@ -379,6 +379,8 @@ def seed_inference_log(settings: Settings, spec: ModelSpec, now: datetime) -> st
 def run_demo(settings: Settings, sweep_runs: int = 50, now: datetime | None = None) -> DemoReport:
     """Fill the store with the scenario; steps whose result already exists are skipped."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The evidence it stores is recorded in the panel's audit log.
+    migrate(settings)
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     Registry(settings.tracking_uri).ping()
     report = DemoReport()

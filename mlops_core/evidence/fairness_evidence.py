@@ -6,9 +6,14 @@ report, the source of truth), one metric per feature and disparity, searchable a
 MLflow (``fairness.gender.demographic_parity_difference``), and the tag
 ``mlops.fairness.passed`` (true / false / none).
 
-Stored evidence is used only when it was computed with the settings the policy asks for now;
-otherwise (thresholds changed, other sensitive features chosen) the report is computed again
-from the evaluation set, and its source says why.
+Stored evidence is used only when the panel produced it - its bytes match the digest the
+panel recorded in the audit log when it stored them (`stores.evidence_digests`) - and when
+it was computed with the settings the policy asks for now. Otherwise (a report copied from
+another run, one written by someone else, thresholds changed, other sensitive features
+chosen) the report is computed again from the evaluation set, and its source says why;
+evidence that is not the panel's and cannot be recomputed is an error naming the artifact.
+A policy with `accept_external_evidence` uses reports without a recorded digest (from CI,
+say), and their source says "external evidence (not produced by the panel)".
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from mlops_core.policy import (
     load_policy,
     metric_direction,
 )
+from mlops_core.stores.evidence_digests import UNRECORDED, check_evidence, record_evidence
 from mlops_core.stores.model_data import load_data_location
 from mlops_core.stores.registry import Registry, VersionInfo, mlflow_error_message
 from mlops_core.stores.sources import LoadedData
@@ -58,6 +64,7 @@ REPORT_ARTIFACT = f"{REPORT_DIR}/{REPORT_FILE}"
 PASSED_TAG = "mlops.fairness.passed"
 METRIC_PREFIX = "fairness."
 ARTIFACT_PREFIX = "artifact:"
+EXTERNAL = "external evidence (not produced by the panel)"
 # Columns with more distinct values than this are identifiers or measurements, not groups.
 MAX_SENSITIVE_VALUES = 50
 
@@ -188,17 +195,27 @@ def _storing(registry: Registry, run_id: str) -> Iterator[None]:
         ) from None
 
 
-def log_fairness_evidence(registry: Registry, run_id: str, report: FairnessReport) -> None:
-    """Store the report on the run: the artifact first, so a failed upload logs nothing.
+def log_fairness_evidence(
+    settings: Settings, registry: Registry, version: VersionInfo, report: FairnessReport
+) -> None:
+    """Store the report on the version's run: the artifact first, so a failed upload logs
+    nothing, then the digest of its bytes in the audit log, then metrics and tag.
 
     Logging again replaces report.json and adds a new point to each metric.
     """
+    run_id = version.run_id
+    if run_id is None:
+        raise InvalidInput(
+            f"{version.model_name} v{version.version} has no run to store fairness evidence on."
+        )
+    data = json.dumps(report.to_dict(), indent=2, allow_nan=False).encode("utf-8")
     client = registry.client
     with tempfile.TemporaryDirectory(prefix="mlops-fairness-") as folder:
         path = Path(folder) / REPORT_FILE
-        path.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False), "utf-8")
+        path.write_bytes(data)
         with _storing(registry, run_id):
             client.log_artifact(run_id, str(path), REPORT_DIR)
+    record_evidence(settings, version.model_name, version.version, run_id, {REPORT_ARTIFACT: data})
     now = int(datetime.now(UTC).timestamp() * 1000)
     metrics = [
         Metric(metric_key(feature.name, metric), value, now, 0)
@@ -216,21 +233,29 @@ def has_stored_report(registry: Registry, run_id: str) -> bool:
     return REPORT_ARTIFACT in registry.list_artifacts(run_id, REPORT_DIR)
 
 
-def read_stored_report(registry: Registry, run_id: str) -> FairnessReport | None:
-    """The report stored on the run, or None when there is none."""
+def _stored_bytes(registry: Registry, run_id: str) -> bytes | None:
     if not has_stored_report(registry, run_id):
         return None
     with tempfile.TemporaryDirectory(prefix="mlops-fairness-") as folder:
         with _storing(registry, run_id):
             local = registry.client.download_artifacts(run_id, REPORT_ARTIFACT, folder)
-        text = Path(local).read_text("utf-8")
+        return Path(local).read_bytes()
+
+
+def _parse_report(data: bytes, run_id: str) -> FairnessReport:
     try:
-        return FairnessReport.from_dict(json.loads(text))
-    except (json.JSONDecodeError, InvalidInput) as exc:
+        return FairnessReport.from_dict(json.loads(data.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError, InvalidInput) as exc:
         raise InvalidInput(
             f"The stored {REPORT_ARTIFACT} of run {run_id} cannot be read ({exc}); "
             "recompute it from the evaluation set."
         ) from None
+
+
+def read_stored_report(registry: Registry, run_id: str) -> FairnessReport | None:
+    """The report stored on the run as it is (its digest unchecked), or None."""
+    data = _stored_bytes(registry, run_id)
+    return None if data is None else _parse_report(data, run_id)
 
 
 # --- evidence of a version ------------------------------------------------------------------
@@ -244,6 +269,44 @@ def _expected_config(
     return fairness_config(policy, sensitive, [decision] if decision else [])
 
 
+class _StoredVerdict(NamedTuple):
+    """Whether the evidence stored on a run can be used as it is, and if not why not."""
+
+    evidence: FairnessEvidence | None = None
+    why_not: str = ""
+    # Not the panel's evidence (replaced, or written by someone else): never used.
+    rejected: bool = False
+
+
+def _stored_verdict(
+    settings: Settings,
+    registry: Registry,
+    model: str,
+    run_id: str,
+    policy: ModelPolicy,
+    sensitive: Sequence[str] | None,
+) -> _StoredVerdict:
+    data = _stored_bytes(registry, run_id)
+    if data is None:
+        return _StoredVerdict(why_not="no evidence is stored on the run")
+    check = check_evidence(settings.db_url, model, run_id, REPORT_ARTIFACT, data)
+    # Accepting external evidence never lets through bytes that contradict a recorded
+    # digest: those replaced the panel's own evidence.
+    external = check.integrity == UNRECORDED and policy.accept_external_evidence
+    if not (check.verified or external):
+        return _StoredVerdict(why_not=check.summary, rejected=True)
+    stored = _parse_report(data, run_id)
+    if stored.config != _expected_config(stored, policy, sensitive):
+        return _StoredVerdict(why_not="the stored evidence was computed with other settings")
+    source = (
+        f"stored evidence: {check.summary}"
+        if check.verified
+        else f"{EXTERNAL}: {REPORT_ARTIFACT} of run {run_id}, accepted by the policy "
+        "(accept_external_evidence)"
+    )
+    return _StoredVerdict(FairnessEvidence(stored, source))
+
+
 def fairness_for_version(
     settings: Settings,
     registry: Registry,
@@ -252,36 +315,37 @@ def fairness_for_version(
     recompute: bool = False,
     sensitive: Sequence[str] | None = None,
 ) -> FairnessEvidence:
-    """The version's fairness under the current policy: the stored evidence when it matches
-    the policy's settings (and `recompute` is off), else computed from the evaluation set."""
+    """The version's fairness under the current policy: the stored evidence when it is the
+    panel's (or accepted external evidence) and matches the policy's settings, unless
+    `recompute`; else computed from the evaluation set."""
     policy = model_policy(settings, model)
     found = resolve_version(registry, model, version)
-    reason = ""
+    verdict = _StoredVerdict()
     if not recompute and found.run_id is not None:
-        stored = read_stored_report(registry, found.run_id)
-        if stored is not None and stored.config == _expected_config(stored, policy, sensitive):
-            return FairnessEvidence(
-                stored, f"stored evidence: {REPORT_ARTIFACT} of run {found.run_id}"
-            )
-        reason = (
-            "; no evidence is stored on the run"
-            if stored is None
-            else "; the stored evidence was computed with other settings"
-        )
-    loaded = load_data_location(registry, found.run_id, policy.data.evaluation)
+        verdict = _stored_verdict(settings, registry, model, found.run_id, policy, sensitive)
+        if verdict.evidence is not None:
+            return verdict.evidence
+    try:
+        loaded = load_data_location(registry, found.run_id, policy.data.evaluation)
+    except MlopsError as exc:
+        if not verdict.rejected:
+            raise
+        raise InvalidInput(
+            f"The stored fairness evidence is not used: {verdict.why_not}. Nor can it be "
+            f"recomputed: {exc}"
+        ) from None
     evidence = compute_fairness(loaded, policy, sensitive)
-    return evidence._replace(source=evidence.source + reason)
+    return evidence._replace(source="; ".join(filter(None, [evidence.source, verdict.why_not])))
 
 
 def record_fairness_evidence(
     settings: Settings, registry: Registry, model: str, version: str
 ) -> FairnessEvidence:
-    """Compute with the policy's settings and store the result on the version's run."""
+    """Compute with the policy's settings and store the result on the version's run, its
+    digest in the audit log."""
     found = resolve_version(registry, model, version)
-    if found.run_id is None:
-        raise InvalidInput(f"{model} v{found.version} has no run to store fairness evidence on.")
     evidence = fairness_for_version(settings, registry, model, found.version, recompute=True)
-    log_fairness_evidence(registry, found.run_id, evidence.report)
+    log_fairness_evidence(settings, registry, found, evidence.report)
     return evidence
 
 
@@ -334,7 +398,8 @@ def worst_check(report: FairnessReport) -> tuple[str, DisparityCheck] | None:
 
 
 def fairness_status(registry: Registry, model: str, version: str) -> FairnessStatus:
-    """The verdict stored on the version's run, without touching the evaluation set."""
+    """The verdict stored on the version's run, without touching the evaluation set (nor
+    checking its digest: that is for the gates, see `fairness_for_version`)."""
     found = resolve_version(registry, model, version)
     report = read_stored_report(registry, found.run_id) if found.run_id else None
     if report is None:

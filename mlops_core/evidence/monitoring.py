@@ -9,7 +9,8 @@ Logged, it becomes one run in the experiment ``monitoring/<model>``:
 - metrics: ``drift_share``, ``drifted_columns`` and ``drift.<column>`` (the column's score);
 - tag ``mlops.drift.drifted`` (true / false);
 - artifacts ``drift/summary.json`` (the whole result), ``drift/snapshot.json`` (Evidently's
-  snapshot) and ``drift/report.html`` (Evidently's report).
+  snapshot) and ``drift/report.html`` (Evidently's report), their digests recorded in the
+  audit log (`stores.evidence_digests`).
 
 The drift history is these runs read back, one row per window (the latest check wins).
 """
@@ -38,6 +39,7 @@ from mlops_core.evidence.drift import (
     evidently_report,
 )
 from mlops_core.policy import DriftPolicy, ModelPolicy, load_policy
+from mlops_core.stores.evidence_digests import record_evidence
 from mlops_core.stores.model_data import (
     current_bounds,
     drift_columns,
@@ -243,14 +245,18 @@ def log_drift_check(
             "no window to place in the drift history."
         )
     result = check.result
-    with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
-        files = {
+    # The exact bytes uploaded, so that their digests are those of the stored files.
+    contents = {
+        name: text.encode("utf-8")
+        for name, text in {
             "summary.json": json.dumps(check.to_dict(), indent=2, allow_nan=False),
             "snapshot.json": report.snapshot_json,
             "report.html": report.html,
-        }
-        for name, text in files.items():
-            (Path(folder) / name).write_text(text, "utf-8")
+        }.items()
+    }
+    with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
+        for name, data in contents.items():
+            (Path(folder) / name).write_bytes(data)
         experiment_id = _ensure_experiment(settings, registry, monitoring_experiment(check.model))
         now = int(datetime.now(UTC).timestamp() * 1000)
         metrics = [
@@ -272,6 +278,13 @@ def log_drift_check(
                     run_id, metrics=metrics, params=_params(check, report), tags=_tags(check)
                 )
                 registry.client.set_terminated(run_id)
+            record_evidence(
+                settings,
+                check.model,
+                check.reference_version,
+                run_id,
+                {f"{ARTIFACT_DIR}/{name}": data for name, data in contents.items()},
+            )
         except OSError as exc:
             _discard(registry, run_id)
             raise RegistryUnavailable(

@@ -12,7 +12,9 @@ Gates, in the order they are reported:
 - `regression <metric>`: the candidate is no worse than the champion beyond the tolerance.
 - `fairness <feature> <metric>`: each disparity threshold of the policy, on the fairness
   evidence of the candidate (`fairness_evidence.fairness_for_version`: the report stored on
-  its run when it matches the policy's settings, else computed from its evaluation set).
+  its run when its digest matches the one the panel recorded and it matches the policy's
+  settings, else computed from its evaluation set; evidence that is not the panel's and
+  cannot be recomputed leaves the gate not evaluated, naming the artifact).
 - `drift`: the share of drifted columns between the candidate's reference set and the
   latest `window_days` of current data is at most `max_drift_share`.
 - `schema`: the latest current data matches the candidate's input signature.

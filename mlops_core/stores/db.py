@@ -37,7 +37,9 @@ from mlops_core.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 INSUFFICIENT_PRIVILEGE = "42501"
-OPEN_STATUSES = ("pending", "approved")
+# A request holds its (model, alias) from the request until the apply has finished.
+OPEN_STATUSES = ("pending", "approved", "applying")
+OPEN_REQUEST = text("status IN ('pending', 'approved', 'applying')")
 
 
 def utcnow() -> datetime:
@@ -65,6 +67,8 @@ class PromotionRequest(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime)
     applied_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When the current apply claimed the request: an apply quiet for longer has stopped.
+    apply_started_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
@@ -75,8 +79,8 @@ class PromotionRequest(Base):
             "model_name",
             "alias",
             unique=True,
-            sqlite_where=text("status IN ('pending', 'approved')"),
-            postgresql_where=text("status IN ('pending', 'approved')"),
+            sqlite_where=OPEN_REQUEST,
+            postgresql_where=OPEN_REQUEST,
         ),
     )
 

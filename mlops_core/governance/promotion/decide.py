@@ -22,8 +22,8 @@ from mlops_core.governance.promotion.apply import apply_approved
 from mlops_core.governance.promotion.state import (
     APPROVE,
     APPROVED,
+    CANCELLABLE,
     CANCELLED,
-    OPEN,
     PENDING,
     REJECT,
     REJECTED,
@@ -135,6 +135,7 @@ def approve(
     justification: str | None = None,
 ) -> RequestView:
     """Approve; with enough approvals the alias is moved at once (see `apply_approved`).
+    The view returned is the committed state: cancelled, when a cancel came first.
 
     `override` (admins, with a justification) lets blocking gates through; when no gate
     blocks, the approval is an ordinary one and is not recorded as an override.
@@ -195,11 +196,12 @@ def _check_canceller(request: PromotionRequest | RequestView, actor: Actor) -> N
 def cancel(
     settings: Settings, actor: Actor, request_id: int, reason: str | None = None
 ) -> RequestView:
-    """Withdraw an open request: its requester, or an admin."""
+    """Withdraw a pending or approved request: its requester, or an admin. Once an apply
+    has claimed the request (applying) it is too late: the apply decides the outcome."""
     require_role(actor, "requester", "cancel a promotion request")
 
     def work(session: Session) -> RequestView:
-        request = claim(session, request_id, OPEN, "cancel")
+        request = claim(session, request_id, CANCELLABLE, "cancel")
         _check_canceller(request, actor)
         request.status = CANCELLED
         request.decided_at = utcnow()
@@ -238,11 +240,11 @@ def allowed_actions(actor: Actor, request: RequestView) -> list[str]:
     actions = ["approve", "reject"] if may_decide else []
     if may_decide and holds_role(actor, "admin"):
         actions.append("override")
-    if request.status in OPEN and _permitted(
+    if request.status in CANCELLABLE and _permitted(
         lambda: require_role(actor, "requester", "cancel"),
         lambda: _check_canceller(request, actor),
     ):
         actions.append("cancel")
-    if request.status == APPROVED and holds_role(actor, "approver"):
+    if request.retryable and holds_role(actor, "approver"):
         actions.append("retry_apply")
     return actions

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlops_core.config import Settings
 from mlops_core.errors import NotFound
+from mlops_core.governance.promotion.apply import settle_stopped_apply
 from mlops_core.governance.promotion.state import (
     ALIAS_SETTING_ACTIONS,
+    APPLYING,
     APPROVED,
     list_requests,
     required_text,
@@ -18,7 +21,7 @@ from mlops_core.governance.promotion.state import (
 from mlops_core.identity import Actor
 from mlops_core.people.access import require_role
 from mlops_core.stores import audit
-from mlops_core.stores.db import AuditEvent, session_factory
+from mlops_core.stores.db import AuditEvent, PromotionRequest, session_factory, utcnow
 from mlops_core.stores.registry import Registry
 
 
@@ -70,22 +73,40 @@ def _already_warned(session: Session, warning: ReconcileWarning) -> bool:
     return False
 
 
-def reconcile(settings: Settings, registry: Registry) -> list[ReconcileWarning]:
-    """Compare MLflow with where the panel left each alias; list what disagrees.
+def _current_version(registry: Registry, model: str, alias: str) -> str | None:
+    try:
+        current = registry.version_by_alias(model, alias)
+    except NotFound:
+        return None
+    return current.version if current else None
 
-    An alias moved outside the panel is logged once as a "reconcile_warning" audit event;
-    approved requests whose apply failed are listed for a retry.
+
+def _applying(session: Session) -> dict[tuple[str, str], PromotionRequest]:
+    requests = session.scalars(select(PromotionRequest).where(PromotionRequest.status == APPLYING))
+    return {(r.model_name, r.alias): r for r in requests}
+
+
+def _moved_aliases(settings: Settings, registry: Registry) -> list[ReconcileWarning]:
+    """Aliases that point where neither the panel last set them nor an apply in flight is
+    taking them.
+
+    MLflow is read first and the panel database after: an apply commits its claim before
+    it moves the alias, so an alias we saw moved by an apply has that apply on record by
+    the time we look, as applying or with its `apply` event.
     """
     with session_factory(settings.db_url)() as session:
+        pairs = set(_expected_aliases(session)) | set(_applying(session))
+    found = {pair: _current_version(registry, *pair) for pair in sorted(pairs)}
+    with session_factory(settings.db_url)() as session:
         expected = _expected_aliases(session)
-    warnings: list[ReconcileWarning] = []
-    for (model, alias), event in sorted(expected.items()):
-        try:
-            current = registry.version_by_alias(model, alias)
-        except NotFound:
-            current = None
-        found = current.version if current else None
-        if found == event.version:
+        in_flight = _applying(session)
+    warnings = []
+    for (model, alias), version in found.items():
+        request = in_flight.get((model, alias))
+        if request is not None and version in (request.champion_version, request.version):
+            continue
+        event = expected.get((model, alias))
+        if event is None or version == event.version:
             continue
         warnings.append(
             ReconcileWarning(
@@ -93,14 +114,31 @@ def reconcile(settings: Settings, registry: Registry) -> list[ReconcileWarning]:
                 alias=alias,
                 kind="alias_moved",
                 message=f"{alias} of {model} points at "
-                f"{'v' + found if found else 'nothing'}, but the panel last set it to "
+                f"{'v' + version if version else 'nothing'}, but the panel last set it to "
                 f"v{event.version} ({event.action} #{event.id}): it was moved outside the panel.",
                 expected_version=event.version,
-                actual_version=found,
+                actual_version=version,
                 request_id=event.request_id,
                 event_id=event.id,
             )
         )
+    return warnings
+
+
+def reconcile(
+    settings: Settings, registry: Registry, now: datetime | None = None
+) -> list[ReconcileWarning]:
+    """Compare MLflow with where the panel left each alias; list what disagrees.
+
+    First every apply that stopped half-way is settled (`settle_stopped_apply`): completed
+    when the alias already moved, made retryable or stale once it is no longer in flight.
+    An alias moved outside the panel is logged once as a "reconcile_warning" audit event;
+    approved requests whose apply failed are listed for a retry.
+    """
+    now = now or utcnow()
+    for request in list_requests(settings, statuses=(APPLYING,)):
+        settle_stopped_apply(settings, registry, request, now)
+    warnings = _moved_aliases(settings, registry)
     for request in list_requests(settings, statuses=(APPROVED,)):
         warnings.append(
             ReconcileWarning(

@@ -19,11 +19,14 @@ from mlops_core.governance.gates import (
     summarize,
 )
 from mlops_core.stores import audit
-from mlops_core.stores.db import Decision, PromotionRequest, session_factory
+from mlops_core.stores.db import OPEN_STATUSES, Decision, PromotionRequest, session_factory
 
 PENDING, APPROVED, REJECTED, CANCELLED = "pending", "approved", "rejected", "cancelled"
-APPLIED, STALE, ROLLED_BACK = "applied", "stale", "rolled_back"
-OPEN = (PENDING, APPROVED)
+APPLYING, APPLIED, STALE, ROLLED_BACK = "applying", "applied", "stale", "rolled_back"
+# Open: pending, approved or applying; the database's unique index counts the same ones.
+OPEN = OPEN_STATUSES
+# Once an apply has claimed a request, its outcome belongs to that apply alone.
+CANCELLABLE = (PENDING, APPROVED)
 APPROVE, REJECT = "approve", "reject"
 TAG_REQUEST = "mlops.promotion.request_id"
 TAG_APPROVED_BY = "mlops.promotion.approved_by"
@@ -79,8 +82,14 @@ class RequestView:
 
     @property
     def needs_retry(self) -> bool:
-        """Approved, but MLflow failed while moving the alias."""
-        return self.status == APPROVED and self.last_error is not None
+        """The apply failed: still approved (the alias did not move), or still applying
+        (the alias moved, or MLflow could not say, and the tags are missing)."""
+        return self.status in (APPROVED, APPLYING) and self.last_error is not None
+
+    @property
+    def retryable(self) -> bool:
+        """An apply may start: approved, or applying after an apply that ended in an error."""
+        return self.status == APPROVED or self.needs_retry
 
     def to_dict(self) -> dict[str, Any]:
         return audit.json_safe(
@@ -222,11 +231,19 @@ def open_requests(settings: Settings) -> list[RequestView]:
 def describe(view: RequestView) -> str:
     """One sentence on where the request stands, for the CLI and the panel."""
     target = f"{view.model_name} v{view.version}"
-    if view.needs_retry:
+    if view.needs_retry and view.status == APPROVED:
         return (
             f"Request #{view.id} ({target}) is approved, but moving {view.alias} failed: "
             f"{view.last_error} It stays approved until the apply is retried."
         )
+    if view.needs_retry:
+        return (
+            f"Request #{view.id} ({target}) is being applied, but the apply stopped after "
+            f"moving {view.alias}, or MLflow could not say whether it moved: {view.last_error} "
+            "Retry the apply, or run reconcile, to complete it."
+        )
+    if view.status == APPLYING:
+        return f"Request #{view.id} ({target}) is being applied: {view.alias} is moving."
     if view.status == PENDING:
         approvals = len(view.approvers)
         return (
@@ -257,6 +274,12 @@ def refusal(request: PromotionRequest | RequestView, doing: str) -> ActionRefuse
         return ActionRefused(f"Request #{request.id} was cancelled; nothing to {doing}.")
     if request.status == PENDING:
         return ActionRefused(f"Request #{request.id} is still pending; nothing to {doing}.")
+    if request.status == APPLYING:
+        return ActionRefused(
+            f"Request #{request.id} is already decided and being applied right now; too late "
+            f"to {doing} it. If that apply was interrupted, reconcile completes it or makes it "
+            "retryable."
+        )
     return ActionRefused(
         f"Request #{request.id} is already decided ({request.status}); nothing to {doing}."
     )
