@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from mlops_core.config import Settings
+from mlops_core.people.auth import authenticate
+from tests.conftest import settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,9 +94,19 @@ def test_users_add_stores_a_hash_and_the_account_can_sign_in(tmp_path: Path) -> 
         timeout=120,
     )
     assert added.returncode == 0, added.stderr
-    assert "s3cret-pass" not in (tmp_path / "users.toml").read_text()
+    assert b"s3cret-pass" not in (tmp_path / "panel.db").read_bytes()
     listed = json.loads(run_cli("users", "list", "--json", env=env).stdout)
-    assert listed == [{"username": "alice", "roles": ["approver"], "email": None}]
+    assert listed == [
+        {
+            "username": "alice",
+            "roles": ["approver"],
+            "email": None,
+            "service_account": False,
+            "disabled": False,
+        }
+    ]
+    settings = settings_for(tmp_path)
+    assert authenticate(settings, "alice", "s3cret-pass").username == "alice"
 
 
 def test_users_add_by_a_non_admin_is_refused(demo_env: dict[str, str]) -> None:

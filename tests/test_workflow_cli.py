@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import text
 
 from mlops_core.commands.cli import main
-from mlops_core.config import Settings
+from mlops_core.config import Settings, load_settings
+from mlops_core.people.accounts import create_demo_accounts
 from mlops_core.stores import db
 from tests.test_cli import run_cli
 from tests.test_promotion import copy_demo_env
@@ -18,7 +19,11 @@ CHURN = ["--model", "churn-predictor"]
 
 @pytest.fixture(scope="module")
 def env(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return copy_demo_env(demo_settings, tmp_path_factory.mktemp("workflow-cli"))
+    env = copy_demo_env(demo_settings, tmp_path_factory.mktemp("workflow-cli"))
+    settings = load_settings(env)
+    db.upgrade(settings.db_url)
+    create_demo_accounts(settings)
+    return env
 
 
 @pytest.fixture
@@ -96,6 +101,8 @@ def test_audit_verify_names_a_tampered_event(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'panel.db'}"
     monkeypatch.setenv("MLOPS_DB_URL", url)
+    db.upgrade(url)
+    create_demo_accounts(load_settings())
     code, out, _ = cli("request", *CHURN, "--version", "3", "--as", "requester", "--reason", "x")
     assert cli("cancel", "--request", out.strip(), "--as", "requester")[0] == 0
     with db.get_engine(url).begin() as connection:

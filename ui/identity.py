@@ -89,7 +89,9 @@ def _local_sign_in(settings: Settings) -> None:
     if not submitted:
         return
     try:
-        actor = authenticate(settings, username, password)
+        # Back-off is per account and client address, so a guesser elsewhere cannot lock
+        # this person out. None (a local browser) counts as one address.
+        actor = authenticate(settings, username, password, client=st.context.ip_address)
     except MlopsError as exc:
         st.error(_plain(str(exc)))
         return

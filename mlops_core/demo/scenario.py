@@ -44,9 +44,9 @@ from sqlalchemy import inspect
 from mlops_core.config import Settings
 from mlops_core.demo.data import SENSITIVE, SPECS, ModelSpec
 from mlops_core.demo.evidence import seed_drift_history, seed_fairness_evidence
-from mlops_core.people.auth import create_demo_accounts
+from mlops_core.people.accounts import create_demo_accounts
 from mlops_core.policy import EXAMPLE_POLICY
-from mlops_core.stores.db import get_engine
+from mlops_core.stores.db import get_engine, upgrade
 from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
 
 SEED = 20260105
@@ -379,6 +379,7 @@ def seed_inference_log(settings: Settings, spec: ModelSpec, now: datetime) -> st
 def run_demo(settings: Settings, sweep_runs: int = 50, now: datetime | None = None) -> DemoReport:
     """Fill the store with the scenario; steps whose result already exists are skipped."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     Registry(settings.tracking_uri).ping()
     report = DemoReport()
@@ -396,7 +397,7 @@ def run_demo(settings: Settings, sweep_runs: int = 50, now: datetime | None = No
         report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
     report.extra += seed_fairness_evidence(settings)
     report.extra += seed_drift_history(settings)
-    report.extra += [f"demo account {name}" for name in create_demo_accounts(settings.users_file)]
+    report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
     return report
 
 

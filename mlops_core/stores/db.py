@@ -1,7 +1,9 @@
-"""The panel's own database: promotion requests, decisions, the audit log, sign-in failures.
+"""The panel's own database: promotion requests, decisions, the audit log, accounts and
+their credentials (access tokens, sign-in sessions, sign-in back-off).
 
-MLflow stays the source of truth for models and evidence; this database only holds the
-workflow. The schema is owned by the Alembic migrations in `mlops_core/migrations`.
+MLflow stays the source of truth for models and evidence; this database holds the
+workflow and who may act in it, so every replica and process sharing it agrees. The schema
+is owned by the Alembic migrations in `mlops_core/stores/migrations`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from mlops_core.errors import ConfigError
 
@@ -113,12 +116,43 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-class SignInFailure(Base):
-    __tablename__ = "sign_in_failure"
+class Account(Base):
+    """A local account; a service account has no password and signs in only by token."""
+
+    __tablename__ = "account"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    roles: Mapped[list] = mapped_column(JSON)
+    email: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    is_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins of one username from one client address, and until when it waits."""
+
+    __tablename__ = "sign_in_throttle"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    username: Mapped[str] = mapped_column(String(255), index=True)
-    failed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    username: Mapped[str] = mapped_column(String(255))
+    client: Mapped[str] = mapped_column(String(64))
+    # Rows of unknown usernames are capped, so guessing names cannot fill the table.
+    known: Mapped[bool] = mapped_column(Boolean)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
+    blocked_until: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("username", "client", name="uq_sign_in_throttle_key"),)
+
+
+def upsert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can take ON CONFLICT DO UPDATE / DO NOTHING on either engine."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:

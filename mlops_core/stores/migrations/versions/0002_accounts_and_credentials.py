@@ -1,0 +1,42 @@
+"""Accounts and credentials in the panel database: local accounts (until now in users.toml),
+sign-in back-off per username and client address (replacing the per-username failure log).
+
+Revision ID: 0002_accounts
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_accounts"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "account",
+        sa.Column("username", sa.String(64), primary_key=True),
+        sa.Column("password_hash", sa.String(255), nullable=True),
+        sa.Column("roles", sa.JSON, nullable=False),
+        sa.Column("email", sa.String(255), nullable=True),
+        sa.Column("display_name", sa.String(255), nullable=True),
+        sa.Column("is_service", sa.Boolean, nullable=False),
+        sa.Column("disabled", sa.Boolean, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+    )
+    op.create_table(
+        "sign_in_throttle",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("username", sa.String(255), nullable=False),
+        sa.Column("client", sa.String(64), nullable=False),
+        sa.Column("known", sa.Boolean, nullable=False),
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("last_failure_at", sa.DateTime, nullable=False),
+        sa.Column("blocked_until", sa.DateTime, nullable=False),
+        sa.UniqueConstraint("username", "client", name="uq_sign_in_throttle_key"),
+    )
+    # The old log counted failures per username only, which let anyone lock an account.
+    op.drop_table("sign_in_failure")
