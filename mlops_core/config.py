@@ -14,6 +14,8 @@ from sqlalchemy.exc import ArgumentError
 from mlops_core.errors import ConfigError
 
 DEFAULT_DATA_DIR = ".mlops"
+# Access tokens for the CLI expire after at most this many days (MLOPS_TOKEN_MAX_DAYS).
+DEFAULT_TOKEN_MAX_DAYS = 90
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 
 
@@ -27,6 +29,7 @@ class Settings:
     inference_db_url: str
     users_file: Path
     access_file: Path
+    token_max_days: int = DEFAULT_TOKEN_MAX_DAYS
 
     @property
     def is_embedded_tracking(self) -> bool:
@@ -49,6 +52,13 @@ def _check_tracking_uri(value: str) -> str:
             "use a server URL (http://host:5000) or a database URI (sqlite:///path/mlflow.db)."
         )
     return value
+
+
+def _days_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name) or str(default)
+    if not value.isdigit() or not 1 <= int(value) <= 3650:
+        raise ConfigError(f"{name} must be a whole number of days from 1 to 3650, not {value!r}.")
+    return int(value)
 
 
 def _path_setting(env: Mapping[str, str], name: str, default: Path) -> Path:
@@ -88,6 +98,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inference_db_url=inference_db_url,
         users_file=_path_setting(env, "MLOPS_USERS_FILE", data_dir / "users.toml"),
         access_file=_path_setting(env, "MLOPS_ACCESS_FILE", data_dir / "access.toml"),
+        token_max_days=_days_setting(env, "MLOPS_TOKEN_MAX_DAYS", DEFAULT_TOKEN_MAX_DAYS),
     )
 
 

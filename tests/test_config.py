@@ -12,6 +12,7 @@ def test_zero_configuration_puts_everything_under_one_data_folder(tmp_path: Path
     assert settings.db_url == f"sqlite:///{tmp_path / 'panel.db'}"
     assert settings.artifact_root == (tmp_path / "artifacts").as_uri()
     assert settings.users_file == tmp_path / "users.toml"
+    assert settings.token_max_days == 90
     assert settings.policy_file is None
     assert settings.is_embedded_tracking
 
@@ -42,6 +43,8 @@ def test_production_settings_point_at_a_server_and_postgresql(tmp_path: Path) ->
         ("MLFLOW_TRACKING_URI", "ftp://nowhere"),
         ("MLOPS_DB_URL", "not a url"),
         ("MLOPS_POLICY_FILE", "/does/not/exist.toml"),
+        ("MLOPS_TOKEN_MAX_DAYS", "0"),
+        ("MLOPS_TOKEN_MAX_DAYS", "ninety"),
     ],
 )
 def test_invalid_setting_fails_with_its_name(tmp_path: Path, name: str, value: str) -> None:

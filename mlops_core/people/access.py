@@ -162,13 +162,19 @@ def actor_from_oidc(user_info: Mapping[str, Any], access: AccessConfig) -> Actor
     )
 
 
+def implied_roles(roles: Iterable[str]) -> frozenset[str]:
+    """Every role the holder of `roles` may act as: admin implies all, any role viewer."""
+    held = frozenset(roles) & set(ROLES)
+    if "admin" in held:
+        return frozenset(ROLES)
+    return held | {"viewer"} if held else held
+
+
 def holds_role(actor: Actor, role: str) -> bool:
     """Whether the actor may act as `role`: admin implies all, any role implies viewer."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    if role == "viewer" and actor.roles & set(ROLES):
-        return True
-    return actor.has_role(role)
+    return role in implied_roles(actor.roles)
 
 
 def _needs(roles: Iterable[str]) -> str:

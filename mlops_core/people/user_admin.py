@@ -28,6 +28,7 @@ from mlops_core.people.accounts import (
     write_account,
 )
 from mlops_core.people.passwords import MIN_PASSWORD_LENGTH, hash_password
+from mlops_core.people.tokens import revoke_all_tokens
 from mlops_core.stores import audit
 
 # Whoever can write the panel database of a fresh install creates its first account.
@@ -97,15 +98,22 @@ def manage_user(
 
 
 def remove_user(settings: Settings, actor: Actor | None, username: str) -> LocalUser:
-    """Delete an account; the person or pipeline can no longer sign in or use its tokens."""
+    """Delete an account and revoke its access tokens."""
     acting = acting_admin(settings, actor, MANAGE)
     name = normalise_username(username)
 
     def work(session: Session) -> LocalUser:
         _keep_an_admin(session, name)
         user = delete_account(session, name)
+        # Revoked rather than left to the owner check, so an account made again under the
+        # same name does not inherit them.
+        revoked = revoke_all_tokens(session, name, acting)
         audit.append(
-            session, acting, "account_removed", reason=f"{name} removed", details={"username": name}
+            session,
+            acting,
+            "account_removed",
+            reason=f"{name} removed",
+            details={"username": name, "tokens_revoked": revoked},
         )
         return user
 

@@ -132,6 +132,28 @@ class Account(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class AccessToken(Base):
+    """A personal access token for the CLI; only the SHA-256 of the token is stored.
+
+    No foreign key to the account: a token outlives its account as a record, and removing
+    an account revokes its tokens instead.
+    """
+
+    __tablename__ = "access_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    scopes: Mapped[list] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+
+
 class SignInThrottle(Base):
     """Failed sign-ins of one username from one client address, and until when it waits."""
 

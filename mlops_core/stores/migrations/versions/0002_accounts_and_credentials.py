@@ -1,5 +1,6 @@
 """Accounts and credentials in the panel database: local accounts (until now in users.toml),
-sign-in back-off per username and client address (replacing the per-username failure log).
+personal access tokens for the CLI (hashed), and sign-in back-off per username and client
+address (replacing the per-username failure log).
 
 Revision ID: 0002_accounts
 Revises: 0001
@@ -27,6 +28,21 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("updated_at", sa.DateTime, nullable=False),
     )
+    op.create_table(
+        "access_token",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("username", sa.String(64), nullable=False),
+        sa.Column("scopes", sa.JSON, nullable=False),
+        sa.Column("created_by", sa.String(255), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("expires_at", sa.DateTime, nullable=False),
+        sa.Column("last_used_at", sa.DateTime, nullable=True),
+        sa.Column("revoked_at", sa.DateTime, nullable=True),
+        sa.Column("revoked_by", sa.String(255), nullable=True),
+    )
+    op.create_index("ix_access_token_username", "access_token", ["username"])
     op.create_table(
         "sign_in_throttle",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
