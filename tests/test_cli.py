@@ -109,7 +109,9 @@ def test_users_add_stores_a_hash_and_the_account_can_sign_in(tmp_path: Path) -> 
     assert authenticate(settings, "alice", "s3cret-pass").username == "alice"
 
 
-def test_users_add_by_a_non_admin_is_refused(demo_env: dict[str, str]) -> None:
+def test_users_add_without_a_token_is_refused_once_accounts_exist(
+    demo_env: dict[str, str],
+) -> None:
     result = run_cli(
         "users",
         "add",
@@ -122,4 +124,4 @@ def test_users_add_by_a_non_admin_is_refused(demo_env: dict[str, str]) -> None:
         env=demo_env,
     )
     assert result.returncode == 2
-    assert "needs the admin role" in result.stderr
+    assert "`users add` changes state, so it needs an access token" in result.stderr

@@ -1,7 +1,7 @@
 """The promotion workflow end to end on real stores, with the panel DB on SQLite and PostgreSQL.
 
 MLflow runs on a private copy of the demo registry (aliases move here); artifacts, the
-inference log, the policy and the accounts are the seeded demo's, read only.
+inference log and the policy are the seeded demo's, read only.
 """
 
 import sqlite3
@@ -61,7 +61,6 @@ def copy_demo_env(demo: Settings, folder: Path) -> dict[str, str]:
         "MLOPS_DATA_DIR": str(folder),
         "MLOPS_INFERENCE_DB_URL": demo.inference_db_url,
         "MLOPS_POLICY_FILE": str(demo.policy_file),
-        "MLOPS_USERS_FILE": str(demo.users_file),
     }
 
 

@@ -43,6 +43,11 @@ def signed_in(settings: Settings, name: str) -> Actor:
     return authenticate(settings, name, f"{name}-demo")
 
 
+def demo_token(settings: Settings, name: str, **options: object) -> str:
+    """A fresh access token of a demo account, as its owner makes one."""
+    return create_token(settings, signed_in(settings, name), f"{name} test", **options).secret
+
+
 def test_a_token_is_shown_once_and_stored_only_as_its_hash(settings: Settings) -> None:
     approver = signed_in(settings, "approver")
     new = create_token(settings, approver, " laptop ")

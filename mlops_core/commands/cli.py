@@ -22,6 +22,7 @@ from mlops_core.commands import (
     fairness,
     gate,
     models,
+    tokens,
     users,
     workflow,
 )
@@ -29,7 +30,7 @@ from mlops_core.config import load_settings
 from mlops_core.errors import MlopsError
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-COMMAND_MODULES = [demo, models, users, compare, fairness, drift, gate, workflow, audit]
+COMMAND_MODULES = [demo, models, users, tokens, compare, fairness, drift, gate, workflow, audit]
 
 
 def build_parser() -> argparse.ArgumentParser:

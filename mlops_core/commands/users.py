@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable
 
 from mlops_core.commands.output import print_json, table
+from mlops_core.commands.token_auth import add_token_arguments, token_or_bootstrap_actor
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.identity import ROLES, Actor
 from mlops_core.people.accounts import LocalUser, list_accounts
-from mlops_core.people.auth import resolve_cli_actor
 from mlops_core.people.user_admin import disable_user, manage_user, remove_user
 from mlops_core.stores.db import upgrade
 
@@ -52,21 +52,20 @@ def _admin_parser(
     help_text: str,
     handler: Callable[[argparse.Namespace, Settings], int],
 ) -> argparse.ArgumentParser:
-    parser = actions.add_parser(name, help=f"{help_text} (an admin's action, audited)")
-    parser.add_argument("username")
-    parser.add_argument(
-        "--as",
-        dest="as_user",
-        metavar="ADMIN",
-        help="the admin making the change (not needed for the first account of an empty store)",
+    parser = actions.add_parser(
+        name,
+        help=f"{help_text} (an admin's action with an access token, audited; the first "
+        "account of an empty store needs none)",
     )
+    parser.add_argument("username")
+    add_token_arguments(parser)
     parser.set_defaults(handler=handler)
     return parser
 
 
 def _actor(args: argparse.Namespace, settings: Settings) -> Actor | None:
     upgrade(settings.db_url)
-    return resolve_cli_actor(settings, args.as_user) if args.as_user else None
+    return token_or_bootstrap_actor(args, settings, f"`users {args.users_action}`")
 
 
 def _password(args: argparse.Namespace) -> str | None:

@@ -171,11 +171,3 @@ def resolve_local_actor(settings: Settings, username: str) -> Actor:
     if user is None or not user.signs_in_with_password:
         raise PermissionDenied(f"{normalise_username(username)!r} has no usable account.")
     return account_actor(settings, user, "local")
-
-
-def resolve_cli_actor(settings: Settings, username: str) -> Actor:
-    """The actor for the CLI's `--as USER`: the same accounts and roles as the panel."""
-    user = get_account(settings, username)
-    if user is None:
-        raise PermissionDenied(f"Unknown user {normalise_username(username)!r}: no such account.")
-    return account_actor(settings, user, "cli")
