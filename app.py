@@ -28,6 +28,6 @@ if not any(page.visibility == "visible" for page in pages):
     st.stop()
 
 navigation = st.navigation(pages)
-sidebar_identity(actor)
+sidebar_identity(current, actor)
 refresh_control()
 navigation.run()

@@ -27,9 +27,16 @@ from mlops_core.people.accounts import (
 )
 from mlops_core.people.auth import authenticate, resolve_local_actor
 from mlops_core.people.passwords import hash_password, verify_password
+from mlops_core.people.sessions import (
+    SESSION_LIFETIME,
+    end_session,
+    session_actor,
+    start_session,
+)
 from mlops_core.people.user_admin import BOOTSTRAP, disable_user, manage_user, remove_user
 from mlops_core.people.users_file import load_users_file
 from mlops_core.stores import audit, db
+from mlops_core.stores.db import utcnow
 from tests.conftest import settings_for
 
 T0 = datetime(2025, 3, 1, 12, 0)
@@ -333,3 +340,28 @@ def test_the_first_account_bootstraps(settings: Settings) -> None:
     manage_user(settings, None, "root", "long-enough-pw", ["admin"])
     (event,) = audit.list_events(settings.db_url)
     assert event.actor == BOOTSTRAP.username
+
+
+# --- sign-in sessions -----------------------------------------------------------------------
+
+
+def test_sessions_end_on_expiry_sign_out_password_change_and_disabling(demo: Settings) -> None:
+    admin = resolve_local_actor(demo, "admin")
+    approver = authenticate(demo, "approver", "approver-demo")
+    secret = start_session(demo, approver)
+    assert session_actor(demo, secret).username == "approver"
+    assert session_actor(demo, secret, now=utcnow() + SESSION_LIFETIME) is None
+    end_session(demo, secret)
+    assert session_actor(demo, secret) is None
+
+    viewer = start_session(demo, authenticate(demo, "viewer", "viewer-demo"))
+    secret = start_session(demo, approver)
+    manage_user(demo, admin, "approver", None, ["approver", "requester"])
+    assert session_actor(demo, secret).roles == {"approver", "requester"}
+    manage_user(demo, admin, "approver", "new-password", ["approver"])
+    assert session_actor(demo, secret) is None
+    secret = start_session(demo, approver)
+    disable_user(demo, admin, "approver")
+    assert session_actor(demo, secret) is None
+    # Other people's sessions go on.
+    assert session_actor(demo, viewer).username == "viewer"

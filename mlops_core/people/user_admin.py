@@ -28,6 +28,7 @@ from mlops_core.people.accounts import (
     write_account,
 )
 from mlops_core.people.passwords import MIN_PASSWORD_LENGTH, hash_password
+from mlops_core.people.sessions import end_all_sessions
 from mlops_core.people.tokens import revoke_all_tokens
 from mlops_core.stores import audit
 
@@ -80,6 +81,9 @@ def manage_user(
         if "admin" not in roles:
             _keep_an_admin(session, name)
         user = write_account(session, name, password_hash, roles, email, display_name, service)
+        if password_hash is not None:
+            # Whoever knew the old password is signed out.
+            end_all_sessions(session, name)
         audit.append(
             session,
             acting,
@@ -98,7 +102,7 @@ def manage_user(
 
 
 def remove_user(settings: Settings, actor: Actor | None, username: str) -> LocalUser:
-    """Delete an account and revoke its access tokens."""
+    """Delete an account, revoke its access tokens and end its sign-in sessions."""
     acting = acting_admin(settings, actor, MANAGE)
     name = normalise_username(username)
 
@@ -108,6 +112,7 @@ def remove_user(settings: Settings, actor: Actor | None, username: str) -> Local
         # Revoked rather than left to the owner check, so an account made again under the
         # same name does not inherit them.
         revoked = revoke_all_tokens(session, name, acting)
+        end_all_sessions(session, name)
         audit.append(
             session,
             acting,
@@ -131,6 +136,7 @@ def disable_user(
     def work(session: Session) -> LocalUser:
         if disabled:
             _keep_an_admin(session, name)
+            end_all_sessions(session, name)
         user = set_disabled(session, name, disabled)
         audit.append(session, acting, action, reason=name, details={"username": name})
         return user

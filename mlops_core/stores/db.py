@@ -154,6 +154,18 @@ class AccessToken(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(255))
 
 
+class SignInSession(Base):
+    """A panel sign-in with a local account; the browser session holds the secret, the
+    database only its SHA-256, so every replica can end it (sign-out, password change)."""
+
+    __tablename__ = "sign_in_session"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class SignInThrottle(Base):
     """Failed sign-ins of one username from one client address, and until when it waits."""
 

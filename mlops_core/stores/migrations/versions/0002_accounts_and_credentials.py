@@ -1,6 +1,6 @@
 """Accounts and credentials in the panel database: local accounts (until now in users.toml),
-personal access tokens for the CLI (hashed), and sign-in back-off per username and client
-address (replacing the per-username failure log).
+personal access tokens for the CLI and panel sign-in sessions (both hashed), and sign-in
+back-off per username and client address (replacing the per-username failure log).
 
 Revision ID: 0002_accounts
 Revises: 0001
@@ -43,6 +43,14 @@ def upgrade() -> None:
         sa.Column("revoked_by", sa.String(255), nullable=True),
     )
     op.create_index("ix_access_token_username", "access_token", ["username"])
+    op.create_table(
+        "sign_in_session",
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column("username", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("expires_at", sa.DateTime, nullable=False),
+    )
+    op.create_index("ix_sign_in_session_username", "sign_in_session", ["username"])
     op.create_table(
         "sign_in_throttle",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
