@@ -103,14 +103,21 @@ def _day(moment: datetime) -> str:
 # --- making tokens ------------------------------------------------------------------------
 
 
+def signed_in_with_password(actor: Actor) -> bool:
+    """Whether the actor proved a local account's password, which making own tokens needs.
+
+    A single sign-on username could name someone else's local account, and a token must
+    not make tokens.
+    """
+    return actor.auth_method == "local"
+
+
 def _owner(settings: Settings, actor: Actor, owner: str | None) -> LocalUser:
     """The account the new token acts for: the actor's own, or a service account's."""
     name = normalise_username(owner or actor.username)
     user = get_account(settings, name)
     if name == actor.username:
-        # Only a password sign-in proves the person holds this local account: a single
-        # sign-on username could name someone else's account.
-        if actor.auth_method != "local" or user is None or not user.signs_in_with_password:
+        if not signed_in_with_password(actor) or user is None or not user.signs_in_with_password:
             raise PermissionDenied(
                 f"{actor.label} has no local account to make access tokens for; tokens "
                 "belong to accounts that sign in with a password (ask an admin for one)."
@@ -128,6 +135,8 @@ def _owner(settings: Settings, actor: Actor, owner: str | None) -> LocalUser:
 
 def _scopes(user: LocalUser, holds: frozenset[str], asked: Iterable[str] | None) -> tuple[str, ...]:
     chosen = holds if asked is None else frozenset(asked)
+    if asked is not None and not chosen:
+        raise InvalidInput("Choose at least one role for the token.")
     unknown = sorted(chosen - set(ROLES))
     if unknown:
         raise InvalidInput(f"Unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}.")
