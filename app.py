@@ -10,6 +10,7 @@ import streamlit as st
 from ui.app_state import ensure_schema, or_stop, refresh_control, settings
 from ui.identity import current_actor, no_roles_page, sidebar_identity, sign_in_page
 from ui.navigation import build_navigation, sign_in_navigation
+from ui.tokens_view import tokens_sidebar
 
 st.set_page_config(page_title="MLOps control panel", page_icon="🛡️", layout="wide")
 
@@ -28,6 +29,7 @@ if not any(page.visibility == "visible" for page in pages):
     st.stop()
 
 navigation = st.navigation(pages)
-sidebar_identity(actor)
+sidebar_identity(current, actor)
+tokens_sidebar(current, actor)
 refresh_control()
 navigation.run()

@@ -18,6 +18,8 @@ DEFAULT_DATA_DIR = ".mlops"
 # 32 characters of secrets.token_urlsafe carry 192 bits: more than HMAC-SHA256 needs.
 MIN_AUDIT_KEY_CHARS = 32
 MAKE_AUDIT_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+# Access tokens for the CLI expire after at most this many days (MLOPS_TOKEN_MAX_DAYS).
+DEFAULT_TOKEN_MAX_DAYS = 90
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 
 
@@ -53,6 +55,7 @@ class Settings:
     audit_anchor_file: Path
     data_limits: DataLimits = DataLimits()
     query_timeout_seconds: int = 30
+    token_max_days: int = DEFAULT_TOKEN_MAX_DAYS
 
     @property
     def is_embedded_tracking(self) -> bool:
@@ -181,6 +184,13 @@ def query_timeout_seconds(environ: Mapping[str, str] | None = None) -> int:
     return _positive_int(env, "MLOPS_QUERY_TIMEOUT_SECONDS", Settings.query_timeout_seconds)
 
 
+def _days_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name) or str(default)
+    if not value.isdigit() or not 1 <= int(value) <= 3650:
+        raise ConfigError(f"{name} must be a whole number of days from 1 to 3650, not {value!r}.")
+    return int(value)
+
+
 def _path_setting(env: Mapping[str, str], name: str, default: Path) -> Path:
     return Path(env.get(name) or default).expanduser().resolve()
 
@@ -226,6 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         data_limits=data_limits(env),
         query_timeout_seconds=query_timeout_seconds(env),
+        token_max_days=_days_setting(env, "MLOPS_TOKEN_MAX_DAYS", DEFAULT_TOKEN_MAX_DAYS),
     )
 
 

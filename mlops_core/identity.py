@@ -11,8 +11,9 @@ ROLES = ("viewer", "requester", "approver", "admin")
 class Actor:
     """A signed-in person (or CI job) and the roles configuration grants them.
 
-    `auth_method` says how the identity was established ("local", "oidc", "cli"), so the
-    audit log can tell a browser sign-in from a pipeline acting on someone's behalf.
+    `auth_method` says how the identity was established ("local": a password, "oidc":
+    single sign-on, "token": an access token, "cli": the bootstrap of an empty account
+    store), so the audit log can tell a browser sign-in from a pipeline's token.
     """
 
     username: str
@@ -24,7 +25,3 @@ class Actor:
     @property
     def label(self) -> str:
         return self.email or self.username
-
-    def has_role(self, role: str) -> bool:
-        # An admin may do everything the other roles may.
-        return role in self.roles or "admin" in self.roles

@@ -103,6 +103,40 @@ def test_unverified_email_matches_no_list(access: AccessConfig) -> None:
     assert "approver" not in impostor.roles
 
 
+def test_a_username_that_looks_like_an_email_gets_no_email_roles(access: AccessConfig) -> None:
+    # Anyone may pick this preferred_username at many providers; it is not carol's e-mail.
+    forged = actor_from_oidc({"sub": "x1", "preferred_username": "Carol@Example.com"}, access)
+    assert forged.username == "carol@example.com" and forged.email is None
+    assert forged.roles == {"viewer"}
+    assert roles_for("carol@example.com", None, (), (), access) == {"viewer"}
+    # The same e-mail from the verified email claim does count.
+    carol = actor_from_oidc({"sub": "x2", "email": "carol@example.com"}, access)
+    assert carol.roles == {"viewer", "approver"}
+    # A plain username still matches plain entries, never e-mail ones.
+    bob = actor_from_oidc({"sub": "x3", "preferred_username": "bob"}, access)
+    assert bob.roles == {"viewer", "requester"}
+
+
+@pytest.mark.parametrize("verified", [False, "false", "False", None, "no"])
+def test_only_a_verified_email_counts(access: AccessConfig, verified: object) -> None:
+    info = {"sub": "x", "email": "carol@example.com", "email_verified": verified}
+    assert actor_from_oidc(info, access).roles == {"viewer"}
+    assert actor_from_oidc({**info, "email_verified": "true"}, access).roles == {
+        "viewer",
+        "approver",
+    }
+
+
+def test_the_username_claim_is_configurable(tmp_path: Path) -> None:
+    access = load_access(write(tmp_path, 'username_claim = "upn"\n[roles]\nadmin = ["dave"]\n'))
+    info = {"sub": "s", "upn": "Dave", "preferred_username": "mallory"}
+    assert actor_from_oidc(info, access).username == "dave"
+    assert actor_from_oidc(info, access).roles == {"admin"}
+    by_email = load_access(write(tmp_path, 'username_claim = "email"\n'))
+    unverified = {"sub": "s9", "email": "dave@example.com", "email_verified": False}
+    assert actor_from_oidc(unverified, by_email).username == "s9"
+
+
 def test_oidc_without_any_id_is_refused(access: AccessConfig) -> None:
     with pytest.raises(PermissionDenied, match="no user id"):
         actor_from_oidc({"name": "Nobody"}, access)
@@ -119,6 +153,7 @@ def test_oidc_without_any_id_is_refused(access: AccessConfig) -> None:
         ('[groups]\nops = "admin"', "groups.ops must be a list of strings"),
         ('roles = ["viewer"]', "roles must be a table"),
         ("groups_claim = 3", "groups_claim must be a non-empty string"),
+        ('username_claim = ""', "username_claim must be a non-empty string"),
         ('[role]\nviewer = ["*"]', "unknown key 'role'"),
     ],
 )

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from mlops_core.config import Settings
+from mlops_core.people.auth import authenticate
+from tests.conftest import settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,12 +108,24 @@ def test_users_add_stores_a_hash_and_the_account_can_sign_in(tmp_path: Path) -> 
         timeout=120,
     )
     assert added.returncode == 0, added.stderr
-    assert "s3cret-pass" not in (tmp_path / "users.toml").read_text()
+    assert b"s3cret-pass" not in (tmp_path / "panel.db").read_bytes()
     listed = json.loads(run_cli("users", "list", "--json", env=env).stdout)
-    assert listed == [{"username": "alice", "roles": ["approver"], "email": None}]
+    assert listed == [
+        {
+            "username": "alice",
+            "roles": ["approver"],
+            "email": None,
+            "service_account": False,
+            "disabled": False,
+        }
+    ]
+    settings = settings_for(tmp_path)
+    assert authenticate(settings, "alice", "s3cret-pass").username == "alice"
 
 
-def test_users_add_by_a_non_admin_is_refused(demo_env: dict[str, str]) -> None:
+def test_users_add_without_a_token_is_refused_once_accounts_exist(
+    demo_env: dict[str, str],
+) -> None:
     result = run_cli(
         "users",
         "add",
@@ -124,4 +138,4 @@ def test_users_add_by_a_non_admin_is_refused(demo_env: dict[str, str]) -> None:
         env=demo_env,
     )
     assert result.returncode == 2
-    assert "needs the admin role" in result.stderr
+    assert "`users add` changes state, so it needs an access token" in result.stderr

@@ -15,6 +15,7 @@ def test_zero_configuration_puts_everything_under_one_data_folder(tmp_path: Path
     assert settings.db_url == f"sqlite:///{tmp_path / 'panel.db'}"
     assert settings.artifact_root == (tmp_path / "artifacts").as_uri()
     assert settings.users_file == tmp_path / "users.toml"
+    assert settings.token_max_days == 90
     assert settings.policy_file is None
     assert settings.is_embedded_tracking
     assert settings.audit_key is None and settings.audit_key_file == tmp_path / "audit.key"
@@ -79,6 +80,8 @@ def test_the_audit_key_is_never_shown(tmp_path: Path) -> None:
         ("MLOPS_AUDIT_KEY", "too-short"),
         ("MLOPS_AUDIT_KEY_FILE", "/does/not/exist.key"),
         ("MLOPS_DB_MIGRATE_URL", "not a url"),
+        ("MLOPS_TOKEN_MAX_DAYS", "0"),
+        ("MLOPS_TOKEN_MAX_DAYS", "ninety"),
     ],
 )
 def test_invalid_setting_fails_with_its_name(tmp_path: Path, name: str, value: str) -> None:

@@ -29,7 +29,8 @@ def test_migrations_create_the_workflow_schema_and_are_idempotent(panel_db_url: 
     db.upgrade(panel_db_url)
     db.upgrade(panel_db_url)
     tables = set(inspect(db.get_engine(panel_db_url)).get_table_names())
-    assert {"promotion_request", "decision", "audit_event", "sign_in_failure"} <= tables
+    assert {"promotion_request", "decision", "audit_event", "account", "sign_in_throttle"} <= tables
+    assert "sign_in_failure" not in tables
     with db.get_engine(panel_db_url).connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 

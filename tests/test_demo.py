@@ -7,6 +7,10 @@ from fairlearn.metrics import demographic_parity_difference
 from mlops_core.config import Settings
 from mlops_core.demo.data import SPECS
 from mlops_core.demo.scenario import DRIFT_FROM_WEEK, WEEKS, inference_table, run_demo
+from mlops_core.errors import PermissionDenied
+from mlops_core.people.auth import resolve_local_actor
+from mlops_core.people.user_admin import BOOTSTRAP
+from mlops_core.stores import audit
 from mlops_core.stores.db import get_engine
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import load_run_artifact_frame
@@ -24,9 +28,23 @@ def _evaluation(registry: Registry, model: str, version: str) -> tuple[dict, pd.
     return registry.get_run(run_id).metrics, frame
 
 
-def test_second_run_adds_nothing(demo_settings: Settings) -> None:
-    report = run_demo(demo_settings, sweep_runs=TEST_SWEEP_RUNS)
+def test_loading_is_an_audited_admin_action_and_a_second_run_adds_nothing(
+    demo_settings: Settings,
+) -> None:
+    loads = audit.AuditFilter(action="demo_loaded")
+    (loaded,) = audit.list_events(demo_settings.db_url, loads)
+    # The first load met an empty account store: nobody to ask, so the bootstrap acted.
+    assert loaded.actor == BOOTSTRAP.username
+    assert "demo account admin" in loaded.details["extra"]
+    with pytest.raises(PermissionDenied, match="Not signed in"):
+        run_demo(demo_settings, sweep_runs=TEST_SWEEP_RUNS)
+    approver = resolve_local_actor(demo_settings, "approver")
+    with pytest.raises(PermissionDenied, match="needs the admin role"):
+        run_demo(demo_settings, sweep_runs=TEST_SWEEP_RUNS, actor=approver)
+    admin = resolve_local_actor(demo_settings, "admin")
+    report = run_demo(demo_settings, sweep_runs=TEST_SWEEP_RUNS, actor=admin)
     assert not report.added_anything
+    assert len(audit.list_events(demo_settings.db_url, loads)) == 1
 
 
 @pytest.mark.parametrize("model", [spec.name for spec in SPECS])

@@ -13,6 +13,7 @@ from mlops_core.config import Settings
 from mlops_core.evidence.monitoring import drift_history
 from mlops_core.stores.registry import Registry
 from tests.test_monitoring import copy_store
+from tests.test_tokens import demo_token
 
 COLUMN_FIELDS = {"column", "method", "score", "threshold", "drifted"}
 
@@ -117,8 +118,11 @@ def test_model_window_without_logging(run, demo_settings) -> None:
     assert "mlflow_run_id" not in summary
 
 
-def test_model_check_is_logged_to_mlflow(run, demo_settings, tmp_path) -> None:
+def test_model_check_is_logged_to_mlflow(run, demo_settings, tmp_path, monkeypatch) -> None:
     store = copy_store(demo_settings, tmp_path)
+    code, _, err = run(store, "--model", "churn-predictor", "--json")
+    assert code == 2 and "Logging the check to MLflow (--no-log skips it) changes state" in err
+    monkeypatch.setenv("MLOPS_TOKEN", demo_token(store, "viewer"))
     code, out, err = run(store, "--model", "churn-predictor", "--json")
     assert code == 0, err
     run_id = json.loads(out)["mlflow_run_id"]

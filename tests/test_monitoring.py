@@ -33,7 +33,8 @@ from tests.conftest import settings_for
 
 CHURN, CREDIT = "churn-predictor", "credit-default"
 CHURN_DRIFTING = {"monthly_charges", "support_calls", "contract_type"}
-STORE_FILES = ("mlflow.db", "inference.db", "policy.toml", "users.toml")
+# panel.db holds the demo accounts.
+STORE_FILES = ("mlflow.db", "inference.db", "policy.toml", "panel.db")
 
 
 def copy_store(demo_settings: Settings, folder: Path) -> Settings:

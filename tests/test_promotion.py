@@ -1,7 +1,7 @@
 """The promotion workflow end to end on real stores, with the panel DB on SQLite and PostgreSQL.
 
 MLflow runs on a private copy of the demo registry (aliases move here); artifacts, the
-inference log, the policy and the accounts are the seeded demo's, read only.
+inference log and the policy are the seeded demo's, read only.
 """
 
 import random
@@ -72,7 +72,6 @@ def copy_demo_env(demo: Settings, folder: Path) -> dict[str, str]:
         "MLOPS_DATA_DIR": str(folder),
         "MLOPS_INFERENCE_DB_URL": demo.inference_db_url,
         "MLOPS_POLICY_FILE": str(demo.policy_file),
-        "MLOPS_USERS_FILE": str(demo.users_file),
     }
 
 
@@ -508,7 +507,7 @@ def test_a_cancel_racing_an_approval_is_all_or_nothing(
             rollback(settings, registry, APPROVER, CHURN, "next round of the race")
     # Both sides of the race were hit, or the test proved nothing.
     assert set(seen) == {"cancelled", "applied"}, seen
-    assert "reconcile_warning" not in actions(settings) and audit.verify(settings.db_url).ok
+    assert "reconcile_warning" not in actions(settings) and audit.verify(settings).ok
 
 
 def test_an_apply_killed_after_moving_the_alias_is_completed_by_reconcile(
@@ -535,7 +534,7 @@ def test_an_apply_killed_after_moving_the_alias_is_completed_by_reconcile(
     assert event.actor == "system" and event.details["completed_by"] == "reconcile"
     assert actions(settings, pending.id)[-2:] == ["apply_started", "apply"]
     assert reconcile(settings, registry) == []
-    assert "reconcile_warning" not in actions(settings) and audit.verify(settings.db_url).ok
+    assert "reconcile_warning" not in actions(settings) and audit.verify(settings).ok
 
 
 def test_an_apply_killed_before_moving_the_alias_becomes_retryable_once_stopped(
@@ -557,7 +556,7 @@ def test_an_apply_killed_before_moving_the_alias_becomes_retryable_once_stopped(
     assert get_request(settings, pending.id).needs_retry
     applied = retry_apply(settings, registry, APPROVER, pending.id)
     assert applied.status == "applied" and champion(registry) == "3"
-    assert reconcile(settings, registry) == [] and audit.verify(settings.db_url).ok
+    assert reconcile(settings, registry) == [] and audit.verify(settings).ok
 
 
 def test_tags_failing_after_the_move_never_report_the_apply_as_failed(

@@ -59,7 +59,8 @@ def test_demo_goes_through_the_server_into_postgres_and_served_artifacts(
     references = list(topology.artifacts_dir.rglob("reference/reference.parquet"))
     assert len(references) == 3 * len(MODELS)
     # Nothing fell back to the embedded stores in the panel's data folder.
-    assert sorted(p.name for p in topology.data_dir.iterdir()) == ["policy.toml", "users.toml"]
+    # The demo accounts went into the panel database on PostgreSQL, like everything else.
+    assert sorted(p.name for p in topology.data_dir.iterdir()) == ["policy.toml"]
 
     run_id = registry.version_by_alias(MODELS[0]).run_id
     evaluation = load_run_artifact_frame(registry.client, run_id, "evaluation/evaluation.parquet")

@@ -13,19 +13,20 @@ from typing import Any
 import streamlit as st
 
 from mlops_core.config import Settings
-from mlops_core.errors import MlopsError, PermissionDenied
+from mlops_core.errors import MlopsError
 from mlops_core.identity import Actor
 from mlops_core.people.access import actor_from_oidc, load_access, page_refusal
-from mlops_core.people.auth import authenticate, resolve_local_actor
+from mlops_core.people.auth import authenticate
+from mlops_core.people.sessions import end_session, session_actor, start_session
 from ui.app_state import ensure_schema
 from ui.text import plain
 
 ACTOR_KEY = "actor"
-LOCAL_USERNAME_KEY = "signed_in_username"
+# The secret of the person's sign-in session (mlops_core.people.sessions).
+SESSION_KEY = "sign_in_session"
 _SIGNED_IN_VIA = {
     "local": "with a local account",
     "oidc": "through single sign-on",
-    "cli": "from the command line",
 }
 
 
@@ -45,15 +46,14 @@ def current_actor(settings: Settings) -> Actor | None:
         if not st.user.get("is_logged_in"):
             return None
         return actor_from_oidc(st.user.to_dict(), load_access(settings.access_file))
-    username = st.session_state.get(LOCAL_USERNAME_KEY)
-    if username is None:
+    secret = st.session_state.get(SESSION_KEY)
+    if secret is None:
         return None
-    try:
-        return resolve_local_actor(settings, username)
-    except PermissionDenied:
-        # The account was removed since this person signed in.
-        del st.session_state[LOCAL_USERNAME_KEY]
-        return None
+    actor = session_actor(settings, secret)
+    if actor is None:
+        # Expired, signed out elsewhere, or the account was removed or its password changed.
+        del st.session_state[SESSION_KEY]
+    return actor
 
 
 def _providers(auth: Mapping[str, Any]) -> list[str | None]:
@@ -77,6 +77,14 @@ def _single_sign_on(auth: Mapping[str, Any]) -> None:
             st.login(provider)
 
 
+def _client_address() -> str | None:
+    """The browser's address: sign-in back-off is per account and address, so someone
+    guessing elsewhere cannot lock this person out. None where Streamlit knows none (a
+    browser on this machine, or a test run)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else None
+
+
 def _local_sign_in(settings: Settings) -> None:
     with st.form("sign_in"):
         username = st.text_input("Username", autocomplete="username")
@@ -85,11 +93,11 @@ def _local_sign_in(settings: Settings) -> None:
     if not submitted:
         return
     try:
-        actor = authenticate(settings, username, password)
+        actor = authenticate(settings, username, password, client=_client_address())
     except MlopsError as exc:
         st.error(plain(str(exc)))
         return
-    st.session_state[LOCAL_USERNAME_KEY] = actor.username
+    st.session_state[SESSION_KEY] = start_session(settings, actor)
     st.rerun()
 
 
@@ -103,7 +111,10 @@ def sign_in_page(settings: Settings) -> None:
         _local_sign_in(settings)
 
 
-def sign_out(actor: Actor) -> None:
+def sign_out(settings: Settings, actor: Actor) -> None:
+    secret = st.session_state.get(SESSION_KEY)
+    if secret is not None:
+        end_session(settings, secret)
     st.session_state.clear()
     if actor.auth_method == "oidc":
         # Also deletes Streamlit's identity cookie and ends the provider session if it can.
@@ -111,7 +122,7 @@ def sign_out(actor: Actor) -> None:
     st.rerun()
 
 
-def sidebar_identity(actor: Actor) -> None:
+def sidebar_identity(settings: Settings, actor: Actor) -> None:
     """Who is signed in, how, with which roles, and a sign-out button."""
     with st.sidebar:
         st.markdown(f"**{plain(actor.display_name or actor.label)}**")
@@ -119,7 +130,7 @@ def sidebar_identity(actor: Actor) -> None:
         st.caption(f"{plain(actor.label)}, signed in {via}")
         st.caption(f"Roles: {', '.join(sorted(actor.roles)) or 'none'}")
         if st.button("Sign out", key="sign_out"):
-            sign_out(actor)
+            sign_out(settings, actor)
 
 
 def not_allowed_page(actor: Actor | None, page: str) -> None:

@@ -23,6 +23,7 @@ from mlops_core.commands import (
     gate,
     migrate,
     models,
+    tokens,
     users,
     workflow,
 )
@@ -31,7 +32,19 @@ from mlops_core.errors import MlopsError
 from mlops_core.redaction import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-COMMAND_MODULES = [demo, models, users, compare, fairness, drift, gate, workflow, audit, migrate]
+COMMAND_MODULES = [
+    demo,
+    models,
+    users,
+    tokens,
+    compare,
+    fairness,
+    drift,
+    gate,
+    workflow,
+    audit,
+    migrate,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,14 @@
-"""`demo`: fill the store with the demo scenario (adds nothing when it is already there)."""
+"""`demo`: fill the store with the demo scenario (adds nothing when it is already there).
+
+Loading it is an admin's action with an access token, except into a store without any
+account (a fresh install), where it also creates the demo accounts.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from mlops_core.commands.token_auth import add_token_arguments, token_or_bootstrap_actor
 from mlops_core.config import Settings
 from mlops_core.demo.scenario import run_demo
 from mlops_core.stores.registry import Registry
@@ -19,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do nothing when the registry already holds any model (used by `make run`)",
     )
+    add_token_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -26,7 +32,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     if args.if_empty and Registry(settings.tracking_uri).has_models():
         print(f"The registry at {settings.tracking_uri} already has models; demo not loaded.")
         return 0
-    report = run_demo(settings, sweep_runs=args.sweep_runs)
+    actor = token_or_bootstrap_actor(args, settings, "`demo`")
+    report = run_demo(settings, sweep_runs=args.sweep_runs, actor=actor)
     if not report.added_anything:
         print(f"The demo scenario is already in {settings.tracking_uri}; nothing added.")
         return 0

@@ -1,6 +1,7 @@
 """`drift`: data drift of a model's current data (under its policy) or between two files.
 
-With --model the check is logged as a run of `monitoring/<model>` unless --no-log.
+With --model the check is logged as a run of `monitoring/<model>` unless --no-log; logging
+changes state, so it needs an access token.
 Exit 0 when the dataset has not drifted, 1 when it has, 2 on an error.
 """
 
@@ -10,6 +11,7 @@ import argparse
 from datetime import UTC, datetime
 
 from mlops_core.commands.output import print_json, table
+from mlops_core.commands.token_auth import add_token_arguments, token_actor
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.evidence.drift import DriftOptions, DriftResult, compute_drift
@@ -19,7 +21,8 @@ from mlops_core.evidence.monitoring import (
     drift_report,
     log_drift_check,
 )
-from mlops_core.stores.db import upgrade
+from mlops_core.people.access import require_role
+from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import load_file
 
@@ -50,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample-size", type=int, help="rows per side (default: the policy's)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--no-log", action="store_true", help="do not log the check to MLflow")
+    add_token_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -92,6 +96,10 @@ def _model_drift(args: argparse.Namespace, settings: Settings) -> tuple[DriftRes
     if args.reference or args.current:
         raise InvalidInput("Give either --model or --reference and --current, not both.")
     window = parse_window(args.window) if args.window else None
+    if not args.no_log:
+        # Before the check is computed, so a missing token fails fast.
+        actor = token_actor(args, settings, "Logging the check to MLflow (--no-log skips it)")
+        require_role(actor, "viewer", "log a drift check")
     registry = Registry(settings.tracking_uri)
     check = check_model_drift(
         settings, registry, args.model, args.version, window, sample_size=args.sample_size
@@ -99,7 +107,7 @@ def _model_drift(args: argparse.Namespace, settings: Settings) -> tuple[DriftRes
     subject = _subject(check)
     if not args.no_log:
         # The digests of the logged files go into the panel's audit log.
-        upgrade(settings.db_url)
+        migrate(settings)
         subject["mlflow_run_id"] = log_drift_check(settings, registry, check, drift_report(check))
     return check.result, subject
 

@@ -1,5 +1,6 @@
 """`fairness`: group fairness of a model version (under the policy) or of any labelled file.
 
+`--log` stores the evidence in MLflow, which changes state and needs an access token.
 Exit 0 when every configured disparity is within its threshold (or none could be checked,
 which the output says), 1 when one is not, 2 on an error.
 """
@@ -10,6 +11,7 @@ import argparse
 import math
 
 from mlops_core.commands.output import print_json, table
+from mlops_core.commands.token_auth import add_token_arguments, token_actor
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.evidence.fairness import (
@@ -27,8 +29,9 @@ from mlops_core.evidence.fairness_evidence import (
     resolve_version,
     worst_check,
 )
+from mlops_core.people.access import require_role
 from mlops_core.policy import FairnessPolicy, load_policy
-from mlops_core.stores.db import upgrade
+from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import load_file
 
@@ -93,6 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--min-group-size", type=int, help="smaller groups are left out of the disparities"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_token_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -142,7 +146,7 @@ def _model_evidence(
         raise InvalidInput("--model needs --version (a version number or an alias).")
     sensitive = _columns(args.sensitive)
     # Stored evidence is checked against (and logged evidence recorded in) the audit log.
-    upgrade(settings.db_url)
+    migrate(settings)
     registry = Registry(settings.tracking_uri)
     version = resolve_version(registry, args.model, args.version).version
     if args.log:
@@ -151,6 +155,7 @@ def _model_evidence(
                 "--log stores evidence computed with the policy's sensitive features; "
                 "leave out --sensitive."
             )
+        require_role(token_actor(args, settings, "`fairness --log`"), "viewer", "store evidence")
         evidence = record_fairness_evidence(settings, registry, args.model, version)
         evidence = evidence._replace(source=f"{evidence.source}; stored on the version's run")
     else:

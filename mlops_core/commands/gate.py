@@ -11,7 +11,7 @@ from mlops_core.commands.output import print_json, table
 from mlops_core.config import Settings
 from mlops_core.governance.decision_record import gates_markdown
 from mlops_core.governance.gates import evaluate_gates
-from mlops_core.stores.db import upgrade
+from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 
 
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     # Stored evidence is checked against the digests in the panel's audit log.
-    upgrade(settings.db_url)
+    migrate(settings)
     report = evaluate_gates(settings, Registry(settings.tracking_uri), args.model, args.version)
     if args.json:
         print_json(report.to_dict())

@@ -1,9 +1,10 @@
 """The promotion workflow from the command line, under the same rules as the panel.
 
-`--as USER` names a local account; its roles come from the users and access files, as in
-the panel. Exit 0 when the action went through, 1 when it went through but the outcome is
-not the hoped-for one (a stale request, reconcile warnings), 2 when it was refused or
-failed - with the reason on stderr.
+Every action authenticates with an access token (`token_auth.py`); the token's user acts
+with the token's scopes that their account and the access file still grant. Exit 0 when
+the action went through, 1 when it went through but the outcome is not the hoped-for one
+(a stale request, reconcile warnings), 2 when it was refused or failed - with the reason
+on stderr.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from mlops_core.commands.output import print_json, table
+from mlops_core.commands.token_auth import add_token_arguments, token_actor
 from mlops_core.config import Settings
 from mlops_core.governance.promotion.apply import retry_apply
 from mlops_core.governance.promotion.decide import approve, cancel, reject
@@ -23,7 +25,6 @@ from mlops_core.governance.promotion.rollback import rollback
 from mlops_core.governance.promotion.state import OPEN, STALE, RequestView, describe, list_requests
 from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.identity import Actor
-from mlops_core.people.auth import resolve_cli_actor
 from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 
@@ -38,15 +39,15 @@ def _parser(
     handler: Handler,
     actor: bool = True,
 ) -> argparse.ArgumentParser:
-    """A subcommand that resolves `--as USER` (when it acts) and opens the registry."""
+    """A subcommand that authenticates its token (when it acts) and opens the registry."""
     parser = subparsers.add_parser(name, help=help_text)
     if actor:
-        parser.add_argument("--as", dest="as_user", required=True, metavar="USER")
+        add_token_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
 
     def run(args: Namespace, settings: Settings) -> int:
         migrate(settings)
-        acting = resolve_cli_actor(settings, args.as_user) if actor else None
+        acting = token_actor(args, settings, f"`{name}`") if actor else None
         return handler(args, settings, acting, Registry(settings.tracking_uri))
 
     parser.set_defaults(handler=run)

@@ -6,6 +6,7 @@ already in the store and adds nothing on a second run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -44,8 +45,11 @@ from sqlalchemy import inspect
 from mlops_core.config import Settings
 from mlops_core.demo.data import SENSITIVE, SPECS, ModelSpec
 from mlops_core.demo.evidence import seed_drift_history, seed_fairness_evidence
-from mlops_core.people.auth import create_demo_accounts
+from mlops_core.identity import Actor
+from mlops_core.people.accounts import create_demo_accounts
+from mlops_core.people.user_admin import acting_admin
 from mlops_core.policy import EXAMPLE_POLICY
+from mlops_core.stores import audit
 from mlops_core.stores.db import get_engine, migrate
 from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
 
@@ -376,11 +380,21 @@ def seed_inference_log(settings: Settings, spec: ModelSpec, now: datetime) -> st
     return table
 
 
-def run_demo(settings: Settings, sweep_runs: int = 50, now: datetime | None = None) -> DemoReport:
-    """Fill the store with the scenario; steps whose result already exists are skipped."""
+def run_demo(
+    settings: Settings,
+    sweep_runs: int = 50,
+    now: datetime | None = None,
+    actor: Actor | None = None,
+) -> DemoReport:
+    """Fill the store with the scenario; steps whose result already exists are skipped.
+
+    An admin's action (`actor=None` only on a store without accounts, which then gets the
+    demo accounts); what it added is recorded in the audit log.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The evidence it stores is recorded in the panel's audit log.
     migrate(settings)
+    acting = acting_admin(settings, actor, "load the demo scenario")
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     Registry(settings.tracking_uri).ping()
     report = DemoReport()
@@ -398,7 +412,15 @@ def run_demo(settings: Settings, sweep_runs: int = 50, now: datetime | None = No
         report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
     report.extra += seed_fairness_evidence(settings)
     report.extra += seed_drift_history(settings)
-    report.extra += [f"demo account {name}" for name in create_demo_accounts(settings.users_file)]
+    report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
+    if report.added_anything:
+        audit.record(
+            settings.db_url,
+            acting,
+            "demo_loaded",
+            reason="demo scenario loaded",
+            details=dataclasses.asdict(report),
+        )
     return report
 
 

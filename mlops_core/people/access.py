@@ -2,6 +2,7 @@
 
 The access file (TOML, optional) grants roles on top of those a local account carries:
 
+    username_claim = "preferred_username"    # OIDC claim holding the username
     groups_claim = "groups"                  # OIDC claim holding the user's groups
 
     [roles]
@@ -12,6 +13,11 @@ The access file (TOML, optional) grants roles on top of those a local account ca
 
     [groups]
     "mlops-approvers" = ["approver"]         # OIDC group -> roles
+
+An entry with an @ is an e-mail: it matches only the account's e-mail, which for single
+sign-on is the `email` claim the provider has verified. Any other entry matches only the
+username. So a username claim the person may choose (`preferred_username` often is) can
+never pass for someone's e-mail.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from mlops_core.identity import ROLES, Actor
 
 EVERYONE = "*"
 DEFAULT_GROUPS_CLAIM = "groups"
-_ACCESS_KEYS = ("groups_claim", "roles", "groups")
+DEFAULT_USERNAME_CLAIM = "preferred_username"
+_ACCESS_KEYS = ("username_claim", "groups_claim", "roles", "groups")
 
 # Which roles open each page (any one of them; admin opens everything). Reading is the
 # floor of every role, so the read-only pages need "viewer", which any role satisfies.
@@ -52,6 +59,7 @@ class AccessConfig:
     # OIDC group -> roles
     groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
     groups_claim: str = DEFAULT_GROUPS_CLAIM
+    username_claim: str = DEFAULT_USERNAME_CLAIM
 
 
 def _string_list(value: Any, key: str, path: Path) -> list[str]:
@@ -77,6 +85,13 @@ def _table(data: Mapping[str, Any], key: str, path: Path) -> Mapping[str, Any]:
     return value
 
 
+def _claim_name(data: Mapping[str, Any], key: str, default: str, path: Path) -> str:
+    claim = data.get(key, default)
+    if not isinstance(claim, str) or not claim:
+        raise ConfigError(f"access file {path}: {key} must be a non-empty string.")
+    return claim
+
+
 def load_access(path: Path) -> AccessConfig:
     """Read the access file; a missing file grants no roles beyond the local accounts'."""
     if not path.is_file():
@@ -90,9 +105,13 @@ def load_access(path: Path) -> AccessConfig:
         raise ConfigError(
             f"access file {path}: unknown key {unknown[0]!r}; expected {', '.join(_ACCESS_KEYS)}."
         )
-    claim = data.get("groups_claim", DEFAULT_GROUPS_CLAIM)
-    if not isinstance(claim, str) or not claim:
-        raise ConfigError(f"access file {path}: groups_claim must be a non-empty string.")
+    claims = {
+        key: _claim_name(data, key, default, path)
+        for key, default in (
+            ("groups_claim", DEFAULT_GROUPS_CLAIM),
+            ("username_claim", DEFAULT_USERNAME_CLAIM),
+        )
+    }
     roles_table = _table(data, "roles", path)
     _check_roles(roles_table, "[roles]", path)
     members = {
@@ -103,7 +122,7 @@ def load_access(path: Path) -> AccessConfig:
         group: _check_roles(_string_list(value, f"groups.{group}", path), f"groups.{group!r}", path)
         for group, value in _table(data, "groups", path).items()
     }
-    return AccessConfig(members=members, groups=groups, groups_claim=claim)
+    return AccessConfig(members=members, groups=groups, **claims)
 
 
 def roles_for(
@@ -113,8 +132,14 @@ def roles_for(
     local_roles: Iterable[str],
     access: AccessConfig,
 ) -> frozenset[str]:
-    """All roles a person holds: their local account's, list membership and group mapping."""
-    names = {username.lower()} | ({email.lower()} if email else set())
+    """All roles a person holds: their local account's, list membership and group mapping.
+
+    List entries with an @ match the e-mail only, the others the username only.
+    """
+    # A username that looks like an e-mail is not one: only `email` is vouched for.
+    names = set() if "@" in username else {username.lower()}
+    if email:
+        names.add(email.lower())
     roles = set(local_roles)
     roles.update(
         role for role, members in access.members.items() if EVERYONE in members or names & members
@@ -134,22 +159,36 @@ def _claim_values(value: Any) -> list[str]:
 
 
 def _verified_email(user_info: Mapping[str, Any]) -> str | None:
-    # An e-mail the provider says it has not verified could be anyone's; it must not match
-    # an entry in the role lists, nor stand for the person in the audit log.
+    # An e-mail the provider has not verified could be anyone's; it must not match an entry
+    # in the role lists, nor stand for the person in the audit log. Without the claim the
+    # e-mail is taken as sent (grant by group where a provider does not vouch for e-mails);
+    # some providers send the flag as a string.
     email = user_info.get("email")
-    if not email or user_info.get("email_verified") is False:
+    verified = user_info.get("email_verified", True)
+    if not email or str(verified).lower() != "true":
         return None
     return str(email).lower()
 
 
+def _username(user_info: Mapping[str, Any], claim: str, email: str | None) -> str:
+    """The configured username claim, else the verified e-mail, else the subject."""
+    value = email if claim == "email" else user_info.get(claim)
+    chosen = value or email or user_info.get("sub")
+    return str(chosen).strip().lower() if chosen else ""
+
+
 def actor_from_oidc(user_info: Mapping[str, Any], access: AccessConfig) -> Actor:
-    """Build the actor from the identity token's claims (as `st.user` exposes them)."""
+    """Build the actor from the identity token's claims (as `st.user` exposes them).
+
+    Roles come only from the configured claims: username entries from the username claim,
+    e-mail entries from the verified `email` claim, groups from the groups claim.
+    """
     email = _verified_email(user_info)
-    preferred = user_info.get("preferred_username") or email
-    username = str(preferred).lower() if preferred else str(user_info.get("sub") or "")
+    username = _username(user_info, access.username_claim, email)
     if not username:
         raise PermissionDenied(
-            "The identity provider sent no user id (no sub, e-mail or preferred_username claim)."
+            f"The identity provider sent no user id (no {access.username_claim}, verified "
+            "e-mail or sub claim)."
         )
     groups = _claim_values(user_info.get(access.groups_claim))
     name = user_info.get("name")
@@ -162,13 +201,19 @@ def actor_from_oidc(user_info: Mapping[str, Any], access: AccessConfig) -> Actor
     )
 
 
+def implied_roles(roles: Iterable[str]) -> frozenset[str]:
+    """Every role the holder of `roles` may act as: admin implies all, any role viewer."""
+    held = frozenset(roles) & set(ROLES)
+    if "admin" in held:
+        return frozenset(ROLES)
+    return held | {"viewer"} if held else held
+
+
 def holds_role(actor: Actor, role: str) -> bool:
     """Whether the actor may act as `role`: admin implies all, any role implies viewer."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    if role == "viewer" and actor.roles & set(ROLES):
-        return True
-    return actor.has_role(role)
+    return role in implied_roles(actor.roles)
 
 
 def _needs(roles: Iterable[str]) -> str:

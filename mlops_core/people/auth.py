@@ -1,385 +1,173 @@
-"""Local accounts: salted scrypt password hashes in a users file, and sign-in rate limiting.
+"""Signing in with a local account's password, with back-off against guessing.
 
-The users file (TOML, under the data folder by default) holds one table per account:
-
-    [users."alice"]
-    password_hash = "scrypt$16384$8$1$<salt>$<hash>"
-    roles = ["requester"]
-    email = "alice@example.com"
-    display_name = "Alice"
-
-Failed sign-ins are counted per username in the panel database, so a lock holds across
-processes and replicas.
+Failed sign-ins are counted per (username, client address) in the panel database, so the
+back-off holds across processes and replicas. An attempt is counted *before* its password
+is checked, in one atomic statement that also refuses it while the pair is backing off;
+parallel guesses therefore queue on that row and at most FREE_FAILURES + 1 of them are
+ever checked. Past FREE_FAILURES each failure doubles the wait, up to MAX_DELAY. The wait
+is per client address, so someone guessing from one address never locks the account's
+owner out from another. A successful sign-in clears its pair.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import math
-import os
-import re
-import secrets
-import tempfile
-import tomllib
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from mlops_core.config import Settings
-from mlops_core.errors import ConfigError, InvalidInput, PermissionDenied
-from mlops_core.identity import ROLES, Actor
-from mlops_core.people.access import load_access, roles_for
-from mlops_core.stores.db import SignInFailure, session_factory, utcnow
+from mlops_core.errors import PermissionDenied
+from mlops_core.identity import Actor
+from mlops_core.people.accounts import account_actor, get_account, normalise_username
+from mlops_core.people.passwords import decoy_hash, verify_password
+from mlops_core.stores.db import SignInThrottle, session_factory, upsert, utcnow
 
-# scrypt cost: about 16 MiB and some tens of milliseconds per check, which makes guessing
-# slow while a sign-in stays instant. The parameters are stored with each hash, so raising
-# them later leaves existing hashes valid.
-SCRYPT_N = 2**14
-SCRYPT_R = 8
-SCRYPT_P = 1
-SALT_BYTES = 16
-HASH_BYTES = 32
-MIN_PASSWORD_LENGTH = 8
+FREE_FAILURES = 3
+FIRST_DELAY = timedelta(seconds=2)
+MAX_DELAY = timedelta(minutes=15)
+# A pair with no failure for this long starts again from zero.
+FORGET_AFTER = timedelta(hours=1)
+# Unknown usernames are counted like real ones (so back-off does not reveal which exist),
+# but only the newest MAX_UNKNOWN_ROWS of them are kept.
+MAX_UNKNOWN_ROWS = 10_000
+# The client address when there is none: the command line, or a local browser.
+NO_ADDRESS = "-"
 
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
-LOCK_DURATION = timedelta(minutes=15)
-
-USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 WRONG_CREDENTIALS = "Wrong username or password."
-# For the demo only: one account per role, named after it. The README repeats these.
-DEMO_PASSWORDS: Mapping[str, str] = {role: f"{role}-demo" for role in ROLES}
 
 
 @dataclass(frozen=True)
-class LocalUser:
+class ThrottleKey:
     username: str
-    password_hash: str
-    roles: frozenset[str]
-    email: str | None = None
-    display_name: str | None = None
+    client: str
+
+    @property
+    def where(self) -> ColumnElement[bool]:
+        return (SignInThrottle.username == self.username) & (SignInThrottle.client == self.client)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def backoff(failures: int) -> timedelta:
+    """How long a pair waits after its `failures`-th failure in a row."""
+    if failures <= FREE_FAILURES:
+        return timedelta(0)
+    doublings = min(failures - FREE_FAILURES - 1, 20)
+    return min(FIRST_DELAY * 2**doublings, MAX_DELAY)
 
 
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
-    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=length)
-
-
-def hash_password(password: str) -> str:
-    """A self-describing salted hash: scrypt$n$r$p$salt_b64$hash_b64."""
-    salt = secrets.token_bytes(SALT_BYTES)
-    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, HASH_BYTES)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
-
-
-def _parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
-    scheme, n, r, p, salt, digest = stored.split("$")
-    if scheme != "scrypt":
-        raise ValueError(f"unknown hash scheme {scheme!r}")
-    return (
-        int(n),
-        int(r),
-        int(p),
-        base64.b64decode(salt, validate=True),
-        base64.b64decode(digest, validate=True),
-    )
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Whether the password matches the stored hash; a malformed hash matches nothing."""
-    try:
-        n, r, p, salt, expected = _parse_hash(stored)
-        actual = _scrypt(password, salt, n, r, p, len(expected))
-    except (ValueError, OverflowError):
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-@cache
-def _decoy_hash() -> str:
-    # Unknown usernames are checked against this, so the answer takes as long as for a
-    # real account and timing does not reveal which usernames exist.
-    return hash_password(secrets.token_urlsafe(16))
-
-
-# --- users file -------------------------------------------------------------------------
-
-
-def _optional_string(entry: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = entry.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where}.{key} must be a string.")
-    return value or None
-
-
-def _parse_user(name: str, entry: Any, path: Path) -> LocalUser:
-    where = f"users file {path}: users.{name}"
-    if not USERNAME_PATTERN.fullmatch(name):
-        raise ConfigError(
-            f"{where}: a username is 1-64 lower-case letters, digits or . _ @ - characters."
+def _count_attempt(session: Session, key: ThrottleKey, known: bool, now: datetime) -> int | None:
+    """Count one more failure unless the pair is waiting: the new count, or None when waiting."""
+    forgotten = SignInThrottle.last_failure_at < now - FORGET_AFTER
+    statement = (
+        upsert(session, SignInThrottle)
+        .values(
+            username=key.username,
+            client=key.client,
+            known=known,
+            failures=1,
+            last_failure_at=now,
+            blocked_until=now,
         )
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where} must be a table.")
-    password_hash = entry.get("password_hash")
-    try:
-        _parse_hash(password_hash if isinstance(password_hash, str) else "")
-    except ValueError:
-        raise ConfigError(
-            f"{where}.password_hash is not a scrypt hash (scrypt$n$r$p$salt$hash); set the "
-            "password with `python -m mlops_core users add`."
-        ) from None
-    roles = entry.get("roles", [])
-    if not isinstance(roles, list) or not all(role in ROLES for role in roles):
-        raise ConfigError(f"{where}.roles must be a list of roles from {', '.join(ROLES)}.")
-    return LocalUser(
-        username=name,
-        password_hash=password_hash,
-        roles=frozenset(roles),
-        email=_optional_string(entry, "email", where),
-        display_name=_optional_string(entry, "display_name", where),
-    )
-
-
-def load_users(path: Path) -> dict[str, LocalUser]:
-    """Read the users file; a missing file means no local accounts."""
-    if not path.is_file():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"users file {path} is not valid TOML: {exc}.") from None
-    table = data.get("users", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"users file {path}: users must be a table ([users.<name>]).")
-    return {name: _parse_user(name, entry, path) for name, entry in table.items()}
-
-
-def _toml_char(ch: str) -> str:
-    # TOML basic strings escape the quote and backslash; control characters go as \uXXXX.
-    if ch in '"\\':
-        return f"\\{ch}"
-    if ord(ch) < 0x20 or ord(ch) == 0x7F:
-        return f"\\u{ord(ch):04x}"
-    return ch
-
-
-def _toml_string(value: str) -> str:
-    return '"' + "".join(_toml_char(ch) for ch in value) + '"'
-
-
-def _render_users(users: Mapping[str, LocalUser]) -> str:
-    lines = [
-        "# Local accounts of the MLOps control panel. Passwords are stored only as salted",
-        "# scrypt hashes; change them with `python -m mlops_core users add NAME --role ROLE`.",
-    ]
-    for name in sorted(users):
-        user = users[name]
-        roles = ", ".join(_toml_string(role) for role in sorted(user.roles))
-        lines += ["", f"[users.{_toml_string(name)}]"]
-        lines.append(f"password_hash = {_toml_string(user.password_hash)}")
-        lines.append(f"roles = [{roles}]")
-        if user.email:
-            lines.append(f"email = {_toml_string(user.email)}")
-        if user.display_name:
-            lines.append(f"display_name = {_toml_string(user.display_name)}")
-    return "\n".join(lines) + "\n"
-
-
-def _write_users(path: Path, users: Mapping[str, LocalUser]) -> None:
-    # Write a temporary file and rename it over the old one, so a reader never sees half a
-    # file. mkstemp creates it with mode 0600 (only the owner reads the hashes), and the
-    # rename keeps that mode.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(_render_users(users))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _normalise_username(username: str) -> str:
-    return username.strip().lower()
-
-
-def add_or_update_user(
-    path: Path,
-    username: str,
-    password: str | None,
-    roles: Iterable[str],
-    email: str | None = None,
-    display_name: str | None = None,
-) -> LocalUser:
-    """Create an account, or replace an existing one's roles, e-mail and display name.
-
-    `password=None` keeps an existing account's password, so an admin can change roles
-    without knowing it; a new account needs one.
-    """
-    name = _normalise_username(username)
-    if not USERNAME_PATTERN.fullmatch(name):
-        raise InvalidInput(
-            f"Username {username!r} is not valid: use 1-64 lower-case letters, digits "
-            "or . _ @ - characters, starting with a letter or digit."
+        .on_conflict_do_update(
+            index_elements=["username", "client"],
+            set_={
+                "failures": case((forgotten, 1), else_=SignInThrottle.failures + 1),
+                "last_failure_at": now,
+            },
+            where=SignInThrottle.blocked_until <= now,
         )
-    roles = frozenset(roles)
-    unknown = sorted(roles - set(ROLES))
-    if unknown:
-        raise InvalidInput(f"Unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}.")
-    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
-        raise InvalidInput(f"E-mail {email!r} is not a valid address.")
-    users = load_users(path)
-    if password is None:
-        if name not in users:
-            raise InvalidInput(f"New user {name!r} needs a password.")
-        password_hash = users[name].password_hash
-    elif len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
-    else:
-        password_hash = hash_password(password)
-    user = LocalUser(name, password_hash, roles, email or None, display_name or None)
-    _write_users(path, {**users, name: user})
-    return user
+        .returning(SignInThrottle.failures)
+    )
+    return session.scalar(statement)
 
 
-def create_demo_accounts(path: Path) -> list[str]:
-    """Add the demo accounts that are missing (existing ones are untouched); return their names."""
-    users = load_users(path)
-    created = {
-        role: LocalUser(role, hash_password(password), frozenset({role}), None, f"Demo {role}")
-        for role, password in DEMO_PASSWORDS.items()
-        if role not in users
-    }
-    if created:
-        _write_users(path, {**users, **created})
-    return list(created)
+def _prune(session: Session, now: datetime) -> None:
+    """Drop pairs nobody failed for FORGET_AFTER, and unknown names beyond the newest cap."""
+    unknown = SignInThrottle.known.is_(False)
+    newest_kept = (
+        select(SignInThrottle.id)
+        .where(unknown)
+        .order_by(SignInThrottle.id.desc())
+        .offset(MAX_UNKNOWN_ROWS)
+        .limit(1)
+        .scalar_subquery()
+    )
+    stale = (SignInThrottle.last_failure_at < now - FORGET_AFTER) & (
+        SignInThrottle.blocked_until <= now
+    )
+    # SKIP LOCKED (PostgreSQL): rows another sign-in is counting are left for a later prune,
+    # so two prunes never wait on each other.
+    doomed = (
+        select(SignInThrottle.id)
+        .where(or_(stale, unknown & (SignInThrottle.id <= newest_kept)))
+        .with_for_update(skip_locked=True)
+    )
+    session.execute(delete(SignInThrottle).where(SignInThrottle.id.in_(doomed)))
 
 
-# --- rate limiting ----------------------------------------------------------------------
-
-
-def _lock_end(failures: Sequence[datetime]) -> datetime | None:
-    """When the latest lock ends, given the failures in ascending order.
-
-    A lock starts at the failure that makes MAX_FAILURES within FAILURE_WINDOW and lasts
-    LOCK_DURATION from then. Attempts while locked are not recorded, so they cannot
-    extend the lock.
-    """
-    end = None
-    for first, last in zip(failures, failures[MAX_FAILURES - 1 :], strict=False):
-        if last - first < FAILURE_WINDOW:
-            end = last + LOCK_DURATION
-    return end
-
-
-def _relevant_since(now: datetime) -> datetime:
-    # Older failures can neither start nor prolong a lock that is still running.
-    return now - FAILURE_WINDOW - LOCK_DURATION
-
-
-def _lock_remaining(session: Session, username: str, now: datetime) -> timedelta | None:
-    failures = session.scalars(
-        select(SignInFailure.failed_at)
-        .where(SignInFailure.username == username, SignInFailure.failed_at > _relevant_since(now))
-        .order_by(SignInFailure.failed_at)
-    ).all()
-    end = _lock_end(failures)
-    return end - now if end is not None and end > now else None
-
-
-def _record_failure(session: Session, username: str, now: datetime) -> None:
+def _reserve(session: Session, key: ThrottleKey, known: bool, now: datetime) -> timedelta | None:
+    """Count the attempt as a failure up front; the remaining wait when it is refused."""
+    failures = _count_attempt(session, key, known, now)
+    if failures is None:
+        blocked_until = session.scalar(select(SignInThrottle.blocked_until).where(key.where))
+        return blocked_until - now
     session.execute(
-        delete(SignInFailure).where(
-            SignInFailure.username == username, SignInFailure.failed_at <= _relevant_since(now)
-        )
+        update(SignInThrottle).where(key.where).values(blocked_until=now + backoff(failures))
     )
-    session.add(SignInFailure(username=username, failed_at=now))
+    if failures == 1:
+        _prune(session, now)
+    return None
 
 
-def _clear_failures(session: Session, username: str) -> None:
-    session.execute(delete(SignInFailure).where(SignInFailure.username == username))
-
-
-def _locked_message(username: str, remaining: timedelta) -> str:
-    minutes = max(1, math.ceil(remaining.total_seconds() / 60))
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"Too many failed sign-ins for {username}; try again in {minutes} {unit}."
-
-
-# --- sign-in ----------------------------------------------------------------------------
-
-
-def _actor(settings: Settings, user: LocalUser, auth_method: str) -> Actor:
-    access = load_access(settings.access_file)
-    return Actor(
-        username=user.username,
-        roles=roles_for(user.username, user.email, (), user.roles, access),
-        email=user.email,
-        display_name=user.display_name,
-        auth_method=auth_method,
-    )
+def _waiting_message(username: str, remaining: timedelta) -> str:
+    seconds = max(1, math.ceil(remaining.total_seconds()))
+    count, unit = (seconds, "second") if seconds < 120 else (math.ceil(seconds / 60), "minute")
+    wait = f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+    return f"Too many failed sign-ins for {username} from this address; try again in {wait}."
 
 
 def authenticate(
-    settings: Settings, username: str, password: str, now: datetime | None = None
+    settings: Settings,
+    username: str,
+    password: str,
+    client: str | None = None,
+    now: datetime | None = None,
 ) -> Actor:
     """Check a local sign-in and return the actor, or raise PermissionDenied.
 
-    Unknown user and wrong password get the same message. `now` is naive UTC, as
-    `db.utcnow()` returns; tests pass it to move the clock.
+    `client` is the address the attempt comes from (None: the command line or a local
+    browser). An unknown user, a service account (no password), a disabled account and a
+    wrong password all get the same message. `now` is naive UTC, as `db.utcnow()` returns;
+    tests pass it to move the clock.
     """
     now = now or utcnow()
-    # Unknown names are counted too, so locking does not reveal which accounts exist.
-    name = _normalise_username(username)[:255]
+    name = normalise_username(username)[:255]
+    user = get_account(settings, name)
+    usable = user if user is not None and user.signs_in_with_password else None
+    key = ThrottleKey(name, (client or NO_ADDRESS)[:64])
     factory = session_factory(settings.db_url)
     with factory.begin() as session:
-        remaining = _lock_remaining(session, name, now)
+        remaining = _reserve(session, key, user is not None, now)
     if remaining is not None:
-        raise PermissionDenied(_locked_message(name, remaining))
-    user = load_users(settings.users_file).get(name)
-    matches = verify_password(password, user.password_hash if user else _decoy_hash())
-    signed_in = user is not None and matches
-    with factory.begin() as session:
-        if signed_in:
-            _clear_failures(session, name)
-        else:
-            _record_failure(session, name, now)
-    if user is None or not signed_in:
+        raise PermissionDenied(_waiting_message(name, remaining))
+    stored = usable.password_hash if usable is not None else None
+    matches = verify_password(password, stored or decoy_hash())
+    if usable is None or not matches:
         raise PermissionDenied(WRONG_CREDENTIALS)
-    return _actor(settings, user, "local")
+    with factory.begin() as session:
+        session.execute(delete(SignInThrottle).where(key.where))
+    return account_actor(settings, usable, "local")
 
 
 def resolve_local_actor(settings: Settings, username: str) -> Actor:
-    """The signed-in local user with roles re-read from configuration.
+    """The signed-in local user with roles re-read from the database and access file.
 
-    The UI calls this on every run, so a changed role or a removed account takes effect
-    without waiting for the person to sign out.
+    The UI calls this on every run, so a changed role or a removed or disabled account
+    takes effect without waiting for the person to sign out.
     """
-    return _resolve(settings, username, "local")
-
-
-def resolve_cli_actor(settings: Settings, username: str) -> Actor:
-    """The actor for the CLI's `--as USER`: the same accounts and roles as the panel."""
-    return _resolve(settings, username, "cli")
-
-
-def _resolve(settings: Settings, username: str, auth_method: str) -> Actor:
-    name = _normalise_username(username)
-    user = load_users(settings.users_file).get(name)
-    if user is None:
-        raise PermissionDenied(f"Unknown user {name!r}: no such account in {settings.users_file}.")
-    return _actor(settings, user, auth_method)
+    user = get_account(settings, username)
+    if user is None or not user.signs_in_with_password:
+        raise PermissionDenied(f"{normalise_username(username)!r} has no usable account.")
+    return account_actor(settings, user, "local")

@@ -1,9 +1,11 @@
-"""The panel's own database: promotion requests, decisions, the audit log, sign-in failures.
+"""The panel's own database: promotion requests, decisions, the audit log, accounts and
+their credentials (access tokens, sign-in sessions, sign-in back-off).
 
-MLflow stays the source of truth for models and evidence; this database only holds the
-workflow. The schema is owned by the Alembic migrations in `migrations/`. On PostgreSQL
-they may run as the schema's owner (MLOPS_DB_MIGRATE_URL) while the panel connects as a
-role that may only do what the panel does: never rewrite the audit log, nor alter it.
+MLflow stays the source of truth for models and evidence; this database holds the
+workflow and who may act in it, so every replica and process sharing it agrees. The schema
+is owned by the Alembic migrations in `migrations/`. On PostgreSQL they may run as the
+schema's owner (MLOPS_DB_MIGRATE_URL) while the panel connects as a role that may only do
+what the panel does: never rewrite the audit log, nor alter it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from mlops_core.config import Settings
 from mlops_core.errors import ConfigError
@@ -121,12 +124,77 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-class SignInFailure(Base):
-    __tablename__ = "sign_in_failure"
+class Account(Base):
+    """A local account; a service account has no password and signs in only by token."""
+
+    __tablename__ = "account"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    roles: Mapped[list] = mapped_column(JSON)
+    email: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    is_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AccessToken(Base):
+    """A personal access token for the CLI; only the SHA-256 of the token is stored.
+
+    No foreign key to the account: a token outlives its account as a record, and removing
+    an account revokes its tokens instead.
+    """
+
+    __tablename__ = "access_token"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    username: Mapped[str] = mapped_column(String(255), index=True)
-    failed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    scopes: Mapped[list] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class SignInSession(Base):
+    """A panel sign-in with a local account; the browser session holds the secret, the
+    database only its SHA-256, so every replica can end it (sign-out, password change)."""
+
+    __tablename__ = "sign_in_session"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins of one username from one client address, and until when it waits."""
+
+    __tablename__ = "sign_in_throttle"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(255))
+    client: Mapped[str] = mapped_column(String(64))
+    # Rows of unknown usernames are capped, so guessing names cannot fill the table.
+    known: Mapped[bool] = mapped_column(Boolean)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
+    blocked_until: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("username", "client", name="uq_sign_in_throttle_key"),)
+
+
+def upsert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can take ON CONFLICT DO UPDATE / DO NOTHING on either engine."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:
