@@ -20,6 +20,7 @@ from mlops_core.evidence.monitoring import (
     drift_report,
     log_drift_check,
 )
+from mlops_core.people.access import writes_evidence
 from mlops_core.stores.model_data import WindowChoice
 from mlops_core.stores.sources import as_loaded, read_table_file
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
@@ -30,7 +31,7 @@ from ui.reports import show_report
 from ui.text import plain
 
 current = settings()
-require_page(current, "drift")
+actor = require_page(current, "drift")
 
 SCORE = st.column_config.NumberColumn(format="%.4f")
 REPORT_KEY = "drift_report_for"
@@ -193,17 +194,22 @@ key = (model, version, window, sample_size, upload and upload[0], report_rows)
 build, log = st.columns(2)
 if build.button("Build the full Evidently report"):
     st.session_state[REPORT_KEY] = key
+may_log = writes_evidence(actor)
 logged = log.button(
     "Log this check to MLflow",
-    disabled=not check.has_window,
-    help="Stores the summary and Evidently's report as a run of monitoring/<model>."
-    if check.has_window
-    else "An uploaded file is an ad-hoc check with no window in the history; not logged.",
+    disabled=not (check.has_window and may_log),
+    help=(
+        "Logging writes to MLflow: it needs the requester or approver role."
+        if not may_log
+        else "Stores the summary and Evidently's report as a run of monitoring/<model>."
+        if check.has_window
+        else "An uploaded file is an ad-hoc check with no window in the history; not logged."
+    ),
 )
 if logged:
     try:
         artifacts = _report(key, check, report_rows)
-        run_id = log_drift_check(current, registry(current.tracking_uri), check, artifacts)
+        run_id = log_drift_check(current, registry(current.tracking_uri), check, artifacts, actor)
     except MlopsError as exc:
         st.error(plain(str(exc)))
     else:

@@ -10,6 +10,7 @@ import pytest
 from mlops_core.commands.cli import main
 from mlops_core.config import Settings
 from mlops_core.demo.evidence import seed_fairness_evidence
+from tests.apptest import APPROVER
 from tests.test_cli import run_cli
 from tests.test_fairness_evidence import evaluation_frame
 
@@ -18,7 +19,7 @@ GROUP_FIELDS = {"group", "count", "selection_rate", "tpr", "fpr", "precision", "
 
 @pytest.fixture(scope="module")
 def seeded(demo_settings: Settings) -> Settings:
-    seed_fairness_evidence(demo_settings)
+    seed_fairness_evidence(demo_settings, APPROVER)
     return demo_settings
 
 

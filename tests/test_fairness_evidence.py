@@ -41,6 +41,7 @@ from mlops_core.policy import EXAMPLE_POLICY
 from mlops_core.stores import db
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import as_loaded, load_run_artifact_frame
+from tests.apptest import APPROVER
 from tests.conftest import settings_for
 
 CHURN = "churn-predictor"
@@ -50,7 +51,7 @@ SMALL_MODEL = "small-model"
 @pytest.fixture(scope="module")
 def demo(demo_settings: Settings) -> Registry:
     """The demo store with its fairness evidence (a no-op once run_demo seeds it)."""
-    seed_fairness_evidence(demo_settings)
+    seed_fairness_evidence(demo_settings, APPROVER)
     return Registry(demo_settings.tracking_uri)
 
 
@@ -101,7 +102,7 @@ def test_demo_stores_evidence_for_every_version(demo: Registry, demo_settings: S
             assert has_stored_report(demo, version.run_id)
             assert run.tags[PASSED_TAG] == ("false" if version.version == "2" else "true")
             assert "fairness.gender.demographic_parity_difference" in run.metrics
-    assert seed_fairness_evidence(demo_settings) == []
+    assert seed_fairness_evidence(demo_settings, APPROVER) == []
 
 
 def test_stored_evidence_is_what_recomputing_gives(demo: Registry, demo_settings: Settings) -> None:
@@ -193,7 +194,7 @@ def test_an_unknown_version_is_not_found(demo: Registry, demo_settings: Settings
 def test_recording_logs_report_metrics_and_tag(small: Settings) -> None:
     registry = Registry(small.tracking_uri)
     assert fairness_status(registry, SMALL_MODEL, "1").label == "no evidence"
-    record_fairness_evidence(small, registry, SMALL_MODEL, "1")
+    record_fairness_evidence(small, registry, SMALL_MODEL, "1", APPROVER)
     run_id = registry.get_version(SMALL_MODEL, "1").run_id
     run = registry.get_run(run_id)
     assert run.tags[PASSED_TAG] == "false"
@@ -205,7 +206,7 @@ def test_recording_logs_report_metrics_and_tag(small: Settings) -> None:
         load_run_artifact_frame(registry.client, run_id, "evaluation/evaluation.parquet").frame,
         FairnessConfig(label="label", prediction="prediction", sensitive=["gender", "age_band"]),
     )
-    log_fairness_evidence(small, registry, registry.get_version(SMALL_MODEL, "1"), report)
+    log_fairness_evidence(small, registry, registry.get_version(SMALL_MODEL, "1"), report, APPROVER)
     assert read_stored_report(registry, run_id).to_dict() == report.to_dict()
     history = registry.metric_history(run_id, "fairness.gender.demographic_parity_difference")
     assert len(history) == 2
@@ -237,7 +238,7 @@ def test_a_failed_upload_logs_nothing(small: Settings, tmp_path: Path) -> None:
     report = fairness_for_version(small, registry, SMALL_MODEL, "1").report
     elsewhere = dataclasses.replace(registry.get_version(SMALL_MODEL, "1"), run_id=run_id)
     with pytest.raises(MlopsError, match=f"run {run_id}"):
-        log_fairness_evidence(small, registry, elsewhere, report)
+        log_fairness_evidence(small, registry, elsewhere, report, APPROVER)
     run = client.get_run(run_id)
     assert not run.data.metrics and PASSED_TAG not in run.data.tags
 
@@ -311,7 +312,7 @@ def unfair_and_fair(demo_settings: Settings, tmp_path: Path) -> Settings:
     )
     registry = Registry(settings.tracking_uri)
     for version in ("1", "2"):
-        record_fairness_evidence(settings, registry, SMALL_MODEL, version)
+        record_fairness_evidence(settings, registry, SMALL_MODEL, version, APPROVER)
     return settings
 
 
@@ -356,7 +357,7 @@ def test_a_report_swapped_onto_an_unfair_version_never_passes_its_gate(
         )
         assert "nowhere/evaluation.parquet" in gate.reason
     # The panel storing fresh evidence makes it the panel's again.
-    record_fairness_evidence(settings, registry, SMALL_MODEL, "1")
+    record_fairness_evidence(settings, registry, SMALL_MODEL, "1", APPROVER)
     assert "sha256 matches" in fairness_gates(settings, registry, "1")[FAIRNESS_GATE].evidence
 
 

@@ -13,7 +13,7 @@ from mlflow.entities import ViewType
 
 from mlops_core.config import Settings
 from mlops_core.demo.evidence import seed_drift_history
-from mlops_core.errors import InvalidInput, MlopsError, RegistryUnavailable
+from mlops_core.errors import InvalidInput, MlopsError, PermissionDenied, RegistryUnavailable
 from mlops_core.evidence.monitoring import (
     check_model_drift,
     drift_history,
@@ -24,11 +24,12 @@ from mlops_core.evidence.monitoring import (
     monitoring_experiment,
 )
 from mlops_core.policy import load_policy
-from mlops_core.stores import db
+from mlops_core.stores import audit, db
 from mlops_core.stores.evidence_digests import check_evidence
 from mlops_core.stores.model_data import drift_columns, load_reference
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import as_loaded
+from tests.apptest import APPROVER, VIEWER
 from tests.conftest import settings_for
 
 CHURN, CREDIT = "churn-predictor", "credit-default"
@@ -60,7 +61,7 @@ def copy_store(demo_settings: Settings, folder: Path) -> Settings:
 @pytest.fixture(scope="module")
 def store(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = copy_store(demo_settings, tmp_path_factory.mktemp("monitoring-store"))
-    seed_drift_history(settings, [CHURN])
+    seed_drift_history(settings, APPROVER, [CHURN])
     return settings
 
 
@@ -88,7 +89,7 @@ def test_demo_history_has_one_run_per_week_and_the_drift_from_week_five(
 
 
 def test_seeding_again_adds_nothing(store: Settings, registry: Registry) -> None:
-    assert seed_drift_history(store, [CHURN]) == []
+    assert seed_drift_history(store, APPROVER, [CHURN]) == []
     assert len(drift_history(registry, CHURN)) == 8
 
 
@@ -135,7 +136,7 @@ def test_a_failed_upload_leaves_no_run(store: Settings, registry: Registry) -> N
     )
     check = check_model_drift(store, registry, CREDIT, sample_size=500)
     with pytest.raises(RegistryUnavailable, match="nothing was logged"):
-        log_drift_check(store, registry, check, drift_report(check, 200))
+        log_drift_check(store, registry, check, drift_report(check, 200), APPROVER)
     assert drift_history(registry, CREDIT).empty
     experiment = registry.experiment_by_name(monitoring_experiment(CREDIT))
     assert registry.search_runs([experiment.experiment_id]).runs.empty
@@ -151,7 +152,7 @@ def test_an_upload_is_checked_but_not_logged(store: Settings, registry: Registry
     check = check_model_drift(store, registry, CHURN, current=upload)
     assert check.result.drifted_columns == ["monthly_charges"]
     with pytest.raises(InvalidInput, match="upload has no window"):
-        log_drift_check(store, registry, check, drift_report(check, 200))
+        log_drift_check(store, registry, check, drift_report(check, 200), APPROVER)
 
 
 def test_an_empty_window_is_a_clear_error(store: Settings, registry: Registry) -> None:
@@ -172,3 +173,21 @@ def test_drift_columns_leave_out_the_bookkeeping(store: Settings, registry: Regi
 def test_an_unknown_model_is_a_clear_error(store: Settings, registry: Registry) -> None:
     with pytest.raises(MlopsError, match="nope"):
         check_model_drift(store, registry, "nope")
+
+
+def test_a_viewer_cannot_log_a_check_and_a_writer_is_named_in_the_audit_log(
+    store: Settings, registry: Registry
+) -> None:
+    check = check_model_drift(store, registry, CREDIT, sample_size=500)
+    report = drift_report(check, 200)
+    for nobody in (VIEWER, None):
+        with pytest.raises(PermissionDenied, match="requester or approver role|Not signed in"):
+            log_drift_check(store, registry, check, report, nobody)
+    assert drift_history(registry, CREDIT).empty
+    run_id = log_drift_check(store, registry, check, report, APPROVER)
+    (event,) = [
+        e
+        for e in audit.list_events(store.db_url, audit.AuditFilter(action="evidence_recorded"))
+        if e.details.get("run_id") == run_id
+    ]
+    assert event.actor == APPROVER.username and event.model_name == CREDIT

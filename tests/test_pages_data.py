@@ -13,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from mlops_core.config import Settings
 from mlops_core.evidence.monitoring import drift_history
+from mlops_core.identity import Actor
 from mlops_core.stores.registry import Registry
-from tests.apptest import VIEWER, assert_no_exception, shown
+from tests.apptest import APPROVER, VIEWER, assert_no_exception, shown
 from tests.test_monitoring import copy_store
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"
@@ -35,12 +36,14 @@ def reference(store: Settings) -> pd.DataFrame:
     )
 
 
-def open_page(monkeypatch: pytest.MonkeyPatch, store: Settings, page: str) -> AppTest:
+def open_page(
+    monkeypatch: pytest.MonkeyPatch, store: Settings, page: str, actor: Actor = VIEWER
+) -> AppTest:
     monkeypatch.setenv("MLOPS_DATA_DIR", str(store.data_dir))
     st.cache_data.clear()
     st.cache_resource.clear()
     at = AppTest.from_file(str(PAGES / page), default_timeout=120)
-    at.session_state["actor"] = VIEWER
+    at.session_state["actor"] = actor
     at.run()
     assert_no_exception(at)
     return at
@@ -66,8 +69,14 @@ def texts(at: AppTest, kind: str) -> str:
 # --- drift ----------------------------------------------------------------------------------
 
 
-def test_drift_of_the_latest_window_logged_and_read_back(monkeypatch, store) -> None:
+def test_a_viewer_may_look_at_drift_but_not_log_it(monkeypatch, store) -> None:
     at = open_page(monkeypatch, store, "drift.py")
+    log = next(b for b in at.button if b.label == "Log this check to MLflow")
+    assert log.disabled and "requester or approver role" in log.help
+
+
+def test_drift_of_the_latest_window_logged_and_read_back(monkeypatch, store) -> None:
+    at = open_page(monkeypatch, store, "drift.py", APPROVER)
     assert shown(at.success[0]).startswith("3 of 8 columns drifted (38%)")
     assert "policy's drift gate passes" in shown(at.success[0])
     table = at.dataframe[0].value

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from mlops_core.config import Settings
 from mlops_core.demo.evidence import seed_fairness_evidence
 from mlops_core.policy import EXAMPLE_POLICY
-from tests.apptest import VIEWER, assert_no_exception, shown
+from tests.apptest import APPROVER, VIEWER, assert_no_exception, shown
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "fairness.py")
 RECOMPUTE = "Recompute from the evaluation set"
@@ -17,7 +17,7 @@ RECOMPUTE = "Recompute from the evaluation set"
 
 @pytest.fixture(scope="module")
 def env(demo_settings: Settings, demo_env: dict[str, str]) -> dict[str, str]:
-    seed_fairness_evidence(demo_settings)
+    seed_fairness_evidence(demo_settings, APPROVER)
     return demo_env
 
 

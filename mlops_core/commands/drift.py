@@ -21,7 +21,7 @@ from mlops_core.evidence.monitoring import (
     drift_report,
     log_drift_check,
 )
-from mlops_core.people.access import require_role
+from mlops_core.people.access import require_evidence_writer
 from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import load_file
@@ -99,7 +99,7 @@ def _model_drift(args: argparse.Namespace, settings: Settings) -> tuple[DriftRes
     if not args.no_log:
         # Before the check is computed, so a missing token fails fast.
         actor = token_actor(args, settings, "Logging the check to MLflow (--no-log skips it)")
-        require_role(actor, "viewer", "log a drift check")
+        require_evidence_writer(actor, "log a drift check to MLflow")
     registry = Registry(settings.tracking_uri)
     check = check_model_drift(
         settings, registry, args.model, args.version, window, sample_size=args.sample_size
@@ -108,7 +108,9 @@ def _model_drift(args: argparse.Namespace, settings: Settings) -> tuple[DriftRes
     if not args.no_log:
         # The digests of the logged files go into the panel's audit log.
         migrate(settings)
-        subject["mlflow_run_id"] = log_drift_check(settings, registry, check, drift_report(check))
+        subject["mlflow_run_id"] = log_drift_check(
+            settings, registry, check, drift_report(check), actor
+        )
     return check.result, subject
 
 

@@ -29,7 +29,6 @@ from mlops_core.evidence.fairness_evidence import (
     resolve_version,
     worst_check,
 )
-from mlops_core.people.access import require_role
 from mlops_core.policy import FairnessPolicy, load_policy
 from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
@@ -155,8 +154,8 @@ def _model_evidence(
                 "--log stores evidence computed with the policy's sensitive features; "
                 "leave out --sensitive."
             )
-        require_role(token_actor(args, settings, "`fairness --log`"), "viewer", "store evidence")
-        evidence = record_fairness_evidence(settings, registry, args.model, version)
+        actor = token_actor(args, settings, "`fairness --log`")
+        evidence = record_fairness_evidence(settings, registry, args.model, version, actor)
         evidence = evidence._replace(source=f"{evidence.source}; stored on the version's run")
     else:
         evidence = fairness_for_version(

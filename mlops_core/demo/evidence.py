@@ -17,6 +17,7 @@ from mlops_core.evidence.monitoring import (
     log_drift_check,
     model_windows,
 )
+from mlops_core.identity import Actor
 from mlops_core.policy import load_policy
 from mlops_core.stores.registry import Registry
 
@@ -33,7 +34,9 @@ def _with_installed_policy(settings: Settings) -> Settings:
     return settings
 
 
-def seed_fairness_evidence(settings: Settings, models: Iterable[str] | None = None) -> list[str]:
+def seed_fairness_evidence(
+    settings: Settings, actor: Actor, models: Iterable[str] | None = None
+) -> list[str]:
     """Store evidence for every version of the demo models whose run has none yet."""
     settings = _with_installed_policy(settings)
     registry = Registry(settings.tracking_uri)
@@ -42,12 +45,14 @@ def seed_fairness_evidence(settings: Settings, models: Iterable[str] | None = No
         for version in registry.list_versions(model):
             if version.run_id is None or has_stored_report(registry, version.run_id):
                 continue
-            record_fairness_evidence(settings, registry, model, version.version)
+            record_fairness_evidence(settings, registry, model, version.version, actor)
             added.append(f"fairness evidence for {model} v{version.version}")
     return added
 
 
-def seed_drift_history(settings: Settings, models: list[str] | None = None) -> list[str]:
+def seed_drift_history(
+    settings: Settings, actor: Actor, models: list[str] | None = None
+) -> list[str]:
     """One logged check per weekly window of each model's current data against the
     champion's reference; windows already in the history are skipped."""
     settings = _with_installed_policy(settings)
@@ -64,6 +69,7 @@ def seed_drift_history(settings: Settings, models: list[str] | None = None) -> l
             if pd.Timestamp(window[0]) in logged:
                 continue
             check = check_model_drift(settings, registry, model, window=window)
-            log_drift_check(settings, registry, check, drift_report(check, DEMO_REPORT_SAMPLE))
+            report = drift_report(check, DEMO_REPORT_SAMPLE)
+            log_drift_check(settings, registry, check, report, actor)
             added.append(f"drift check of {model} for the week of {window[0]:%Y-%m-%d}")
     return added

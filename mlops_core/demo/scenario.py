@@ -410,8 +410,8 @@ def run_demo(
                 report.inference_tables.append(table)
     if install_example_policy(settings):
         report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
-    report.extra += seed_fairness_evidence(settings)
-    report.extra += seed_drift_history(settings)
+    report.extra += seed_fairness_evidence(settings, acting)
+    report.extra += seed_drift_history(settings, acting)
     report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
     if report.added_anything:
         audit.record(

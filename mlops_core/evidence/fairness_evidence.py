@@ -45,6 +45,8 @@ from mlops_core.evidence.fairness import (
     FairnessReport,
     evaluate_fairness,
 )
+from mlops_core.identity import Actor
+from mlops_core.people.access import require_evidence_writer
 from mlops_core.policy import (
     Direction,
     FairnessPolicy,
@@ -196,7 +198,11 @@ def _storing(registry: Registry, run_id: str) -> Iterator[None]:
 
 
 def log_fairness_evidence(
-    settings: Settings, registry: Registry, version: VersionInfo, report: FairnessReport
+    settings: Settings,
+    registry: Registry,
+    version: VersionInfo,
+    report: FairnessReport,
+    actor: Actor,
 ) -> None:
     """Store the report on the version's run: the artifact first, so a failed upload logs
     nothing, then the digest of its bytes in the audit log, then metrics and tag.
@@ -215,7 +221,9 @@ def log_fairness_evidence(
         path.write_bytes(data)
         with _storing(registry, run_id):
             client.log_artifact(run_id, str(path), REPORT_DIR)
-    record_evidence(settings, version.model_name, version.version, run_id, {REPORT_ARTIFACT: data})
+    record_evidence(
+        settings, actor, version.model_name, version.version, run_id, {REPORT_ARTIFACT: data}
+    )
     now = int(datetime.now(UTC).timestamp() * 1000)
     metrics = [
         Metric(metric_key(feature.name, metric), value, now, 0)
@@ -339,13 +347,14 @@ def fairness_for_version(
 
 
 def record_fairness_evidence(
-    settings: Settings, registry: Registry, model: str, version: str
+    settings: Settings, registry: Registry, model: str, version: str, actor: Actor
 ) -> FairnessEvidence:
     """Compute with the policy's settings and store the result on the version's run, its
-    digest in the audit log."""
+    digest in the audit log under the actor's name (a role above viewer)."""
+    require_evidence_writer(actor, "store fairness evidence in MLflow")
     found = resolve_version(registry, model, version)
     evidence = fairness_for_version(settings, registry, model, found.version, recompute=True)
-    log_fairness_evidence(settings, registry, found, evidence.report)
+    log_fairness_evidence(settings, registry, found, evidence.report, actor)
     return evidence
 
 

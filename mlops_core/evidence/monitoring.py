@@ -38,6 +38,8 @@ from mlops_core.evidence.drift import (
     compute_drift,
     evidently_report,
 )
+from mlops_core.identity import Actor
+from mlops_core.people.access import require_evidence_writer
 from mlops_core.policy import DriftPolicy, ModelPolicy, load_policy
 from mlops_core.stores.evidence_digests import record_evidence
 from mlops_core.stores.model_data import (
@@ -233,12 +235,17 @@ def log_drift_check(
     registry: Registry,
     check: DriftCheck,
     report: EvidentlyArtifacts,
+    actor: Actor,
 ) -> str:
     """Store the check as a run of ``monitoring/<model>``; returns the run id.
+
+    A write to MLflow: the actor needs a role above viewer, and the audit log records who
+    logged which run (with the digests of its files).
 
     Every file is written before the run exists, and a run whose upload fails is deleted,
     so a failed check leaves nothing half-written in MLflow.
     """
+    require_evidence_writer(actor, "log a drift check to MLflow")
     if not check.has_window:
         raise InvalidInput(
             "Only checks of the model's configured current data are logged: an upload has "
@@ -280,6 +287,7 @@ def log_drift_check(
                 registry.client.set_terminated(run_id)
             record_evidence(
                 settings,
+                actor,
                 check.model,
                 check.reference_version,
                 run_id,

@@ -228,6 +228,22 @@ def require_role(actor: Actor | None, role: str, action: str) -> None:
         raise PermissionDenied(f"{actor.label} may not {action}: {_needs([role])}.")
 
 
+# Roles that may write evidence (a drift check, a fairness report) to MLflow: any above viewer.
+EVIDENCE_WRITERS = ("requester", "approver")
+
+
+def writes_evidence(actor: Actor | None) -> bool:
+    return actor is not None and any(holds_role(actor, role) for role in EVIDENCE_WRITERS)
+
+
+def require_evidence_writer(actor: Actor | None, action: str) -> None:
+    """Refuse a write to MLflow or the panel database by a viewer (or nobody)."""
+    if actor is None:
+        raise PermissionDenied(f"Not signed in: sign in to {action}.")
+    if not writes_evidence(actor):
+        raise PermissionDenied(f"{actor.label} may not {action}: {_needs(EVIDENCE_WRITERS)}.")
+
+
 def page_refusal(actor: Actor | None, page: str) -> str | None:
     """Why the actor may not open the page, or None when they may."""
     roles = PAGE_ROLES[page]

@@ -19,6 +19,7 @@ from typing import Literal
 from sqlalchemy import select
 
 from mlops_core.config import Settings
+from mlops_core.identity import Actor
 from mlops_core.stores import audit
 from mlops_core.stores.db import AuditEvent, session_factory
 
@@ -34,13 +35,18 @@ def sha256_hex(data: bytes) -> str:
 
 
 def record_evidence(
-    settings: Settings, model: str, version: str, run_id: str, files: Mapping[str, bytes]
+    settings: Settings,
+    actor: Actor,
+    model: str,
+    version: str,
+    run_id: str,
+    files: Mapping[str, bytes],
 ) -> None:
     """Record the digests of `files` (artifact path -> the bytes uploaded) just stored on
     the run, as the panel's own evidence."""
     audit.record(
         settings,
-        audit.SYSTEM,
+        actor,
         EVIDENCE_RECORDED,
         model=model,
         version=version,
