@@ -51,6 +51,8 @@ class FairnessPolicy(_Strict):
     decision_threshold: float = Field(0.5, gt=0, lt=1)
     # The favourable class of the label and prediction columns (any two-valued labels).
     positive_label: int | bool | str = 1
+    # A column of sample weights in the evaluation data; rates are then weighted rates.
+    weight_column: str | None = None
     # Differences are maxima; `demographic_parity_ratio` is a minimum (1.0 is parity).
     thresholds: dict[str, float] = Field(default_factory=dict)
 

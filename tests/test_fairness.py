@@ -12,6 +12,7 @@ import math
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -301,6 +302,48 @@ def test_two_classes_without_the_positive_label_say_how_to_fix_it():
     df = make_data(8, 200, [2]).assign(label=lambda d: np.where(d["label"] == 1, 2, -1))
     with pytest.raises(InvalidInput, match="positive_label .*--positive-label"):
         evaluate_fairness(df, FairnessConfig(label="label", prediction="pred", sensitive=["s0"]))
+
+
+def test_sample_weights_equal_fairlearn_metricframe_with_sample_params():
+    df = make_data(21, 3000, [3])
+    df["w"] = np.random.default_rng(21).uniform(0.1, 5.0, len(df))
+    config = FairnessConfig(
+        label="label", prediction="pred", sensitive=["s0"], min_group_size=10, weight="w"
+    )
+    result = evaluate_fairness(df, config).feature("s0")
+    weights = {"sample_weight": df["w"]}
+    frame = MetricFrame(
+        metrics={"selection_rate": selection_rate, "tpr": true_positive_rate,
+                 "fpr": false_positive_rate, "count": count},
+        y_true=df["label"],
+        y_pred=df["pred"],
+        sensitive_features=df["s0"],
+        sample_params={"selection_rate": weights, "tpr": weights, "fpr": weights},
+    )  # fmt: skip
+    for group in result.groups:
+        expected = frame.by_group.loc[group.group]
+        assert math.isclose(group.selection_rate, expected["selection_rate"], abs_tol=1e-9)
+        assert math.isclose(group.tpr, expected["tpr"], abs_tol=1e-9)
+        assert math.isclose(group.fpr, expected["fpr"], abs_tol=1e-9)
+        assert group.count == expected["count"]  # rows, not summed weights
+    assert math.isclose(
+        result.demographic_parity_difference,
+        demographic_parity_difference(
+            df["label"], df["pred"], sensitive_features=df["s0"], sample_weight=df["w"]
+        ),
+        abs_tol=1e-9,
+    )
+    unweighted = evaluate_fairness(df, replace(config, weight=None)).feature("s0")
+    assert unweighted.demographic_parity_difference != result.demographic_parity_difference
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
+def test_a_bad_weight_is_refused(bad: float):
+    df = make_data(22, 200, [2]).assign(w=1.0)
+    df.loc[5, "w"] = bad
+    config = FairnessConfig(label="label", prediction="pred", sensitive=["s0"], weight="w")
+    with pytest.raises(InvalidInput, match="Weight column 'w'"):
+        evaluate_fairness(df, config)
 
 
 # --- undefined rates ------------------------------------------------------------------------

@@ -78,6 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threshold", type=float, help="decision threshold for --score (default: the policy's)"
     )
     parser.add_argument(
+        "--weight",
+        metavar="COL",
+        help="sample weight column: weighted rates, as Fairlearn's sample_weight (with --data)",
+    )
+    parser.add_argument(
         "--positive-label",
         metavar="VALUE",
         type=parse_label,
@@ -202,6 +207,7 @@ def _data_evidence(
         positive_label=(
             defaults.positive_label if args.positive_label is None else args.positive_label
         ),
+        weight=args.weight or defaults.weight_column,
         min_group_size=(
             defaults.min_group_size if args.min_group_size is None else args.min_group_size
         ),

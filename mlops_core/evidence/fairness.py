@@ -94,6 +94,9 @@ class FairnessConfig:
     min_group_size: int = 50
     max_disparity: dict[str, float] = field(default_factory=dict)
     positive_label: int | str | bool = 1
+    # A column of sample weights: rates become weighted rates, as with Fairlearn's
+    # `sample_params={"sample_weight": ...}`; group counts and min_group_size stay row counts.
+    weight: str | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,7 @@ def evaluate_fairness(df: pd.DataFrame, config: FairnessConfig) -> FairnessRepor
     predicted = _predicted_mask(df, config)
     # One small integer per row, so a single bincount per feature yields the confusion counts.
     outcome = actual.astype(np.int8) * 2 + predicted.astype(np.int8)
+    weights = None if config.weight is None else _weights(df[config.weight])
 
     encoded = [_encode(df[name]) for name in config.sensitive]
     if len(encoded) > 1:
@@ -232,7 +236,7 @@ def evaluate_fairness(df: pd.DataFrame, config: FairnessConfig) -> FairnessRepor
     notes = _global_notes(predicted, config)
     features = []
     for feature in encoded:
-        result, feature_notes = _evaluate_feature(feature, outcome, config)
+        result, feature_notes = _evaluate_feature(feature, outcome, weights, config)
         features.append(result)
         notes.extend(feature_notes)
     return FairnessReport(
@@ -241,7 +245,7 @@ def evaluate_fairness(df: pd.DataFrame, config: FairnessConfig) -> FairnessRepor
         n_rows=len(df),
         config=config,
         notes=notes,
-        overall=_overall(outcome),
+        overall=_overall(outcome, weights),
     )
 
 
@@ -289,6 +293,7 @@ def _check_frame(df: pd.DataFrame, config: FairnessConfig) -> None:
     if len(df) == 0:
         raise InvalidInput("The evaluation data is empty (0 rows); there is nothing to evaluate.")
     roles = [("Label", config.label), ("Prediction", config.prediction), ("Score", config.score)]
+    roles += [("Weight", config.weight)]
     roles += [("Sensitive", name) for name in config.sensitive]
     for role, column in roles:
         if column is not None and column not in df.columns:
@@ -417,9 +422,21 @@ def _intersect(features: list[_Encoded], name: str) -> _Encoded:
     return _Encoded(name, codes, labels)
 
 
-def _confusion_counts(codes: np.ndarray, n_groups: int, outcome: np.ndarray) -> np.ndarray:
-    """Shape (groups, 4): TN, FP, FN, TP per group, as outcome = 2 * actual + predicted."""
-    flat = np.bincount(codes * 4 + outcome, minlength=n_groups * 4)
+def _weights(column: pd.Series) -> np.ndarray:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise InvalidInput(
+            f"Weight column {column.name!r} must hold finite numbers >= 0 in every row."
+        )
+    return values
+
+
+def _confusion_counts(
+    codes: np.ndarray, n_groups: int, outcome: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Shape (groups, 4): TN, FP, FN, TP per group (summed weights when weighted), as
+    outcome = 2 * actual + predicted."""
+    flat = np.bincount(codes * 4 + outcome, weights=weights, minlength=n_groups * 4)
     return flat.reshape(n_groups, 4)
 
 
@@ -439,11 +456,12 @@ class _GroupRates:
     accuracy: np.ndarray
 
 
-def _group_rates(confusion: np.ndarray) -> _GroupRates:
+def _group_rates(confusion: np.ndarray, counts: np.ndarray) -> _GroupRates:
+    """Rates from (possibly weighted) confusion counts; `counts` are the rows per group."""
     tn, fp, fn, tp = confusion.T
     n = confusion.sum(axis=1)
     return _GroupRates(
-        counts=n,
+        counts=counts,
         selection_rate=_rate(tp + fp, n),
         tpr=_rate(tp, tp + fn),
         fpr=_rate(fp, fp + tn),
@@ -498,15 +516,16 @@ def _combine(outcomes: list[bool | None]) -> bool | None:
 
 
 def _evaluate_feature(
-    feature: _Encoded, outcome: np.ndarray, config: FairnessConfig
+    feature: _Encoded, outcome: np.ndarray, weights: np.ndarray | None, config: FairnessConfig
 ) -> tuple[FeatureResult, list[str]]:
-    confusion = _confusion_counts(feature.codes, len(feature.labels), outcome)
+    rows = np.bincount(feature.codes, minlength=len(feature.labels))
     # Combinations of values that never occur together are not groups.
-    occurring = confusion.sum(axis=1) > 0
-    confusion = confusion[occurring]
+    occurring = rows > 0
+    confusion = _confusion_counts(feature.codes, len(feature.labels), outcome, weights)
+    confusion, rows = confusion[occurring], rows[occurring]
     labels = [label for label, keep in zip(feature.labels, occurring, strict=True) if keep]
 
-    rates = _group_rates(confusion)
+    rates = _group_rates(confusion, rows)
     included = rates.counts >= config.min_group_size
     disparities = _disparities(rates, included)
     checks = [_check(m, disparities[m], limit) for m, limit in config.max_disparity.items()]
@@ -520,8 +539,9 @@ def _evaluate_feature(
     return result, _feature_notes(result, rates, included, config)
 
 
-def _overall(outcome: np.ndarray) -> GroupMetrics:
-    rates = _group_rates(np.bincount(outcome, minlength=4).reshape(1, 4))
+def _overall(outcome: np.ndarray, weights: np.ndarray | None) -> GroupMetrics:
+    confusion = np.bincount(outcome, weights=weights, minlength=4).reshape(1, 4)
+    rates = _group_rates(confusion, np.array([len(outcome)]))
     return _group_list([OVERALL_GROUP], rates, np.ones(1, dtype=bool))[0]
 
 

@@ -110,6 +110,7 @@ def fairness_config(
         prediction=None if use_score else data.prediction_column,
         threshold=fairness.decision_threshold,
         positive_label=fairness.positive_label,
+        weight=fairness.weight_column,
         min_group_size=fairness.min_group_size,
         max_disparity=dict(fairness.thresholds),
     )
