@@ -415,7 +415,7 @@ def run_demo(
     report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
     if report.added_anything:
         audit.record(
-            settings.db_url,
+            settings,
             acting,
             "demo_loaded",
             reason="demo scenario loaded",
