@@ -53,6 +53,8 @@ class FairnessPolicy(_Strict):
     positive_label: int | bool | str = 1
     # A column of sample weights in the evaluation data; rates are then weighted rates.
     weight_column: str | None = None
+    # A control column: disparities within each of its levels, the worst one gated.
+    control_column: str | None = None
     # Differences are maxima; `demographic_parity_ratio` is a minimum (1.0 is parity).
     thresholds: dict[str, float] = Field(default_factory=dict)
 

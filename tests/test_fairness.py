@@ -346,6 +346,51 @@ def test_a_bad_weight_is_refused(bad: float):
         evaluate_fairness(df, config)
 
 
+def test_control_features_equal_fairlearn_and_the_worst_level_is_checked():
+    df = make_data(23, 4000, [2])
+    df["region"] = np.random.default_rng(23).choice(["north", "south", "east"], len(df))
+    config = FairnessConfig(
+        label="label",
+        prediction="pred",
+        sensitive=["s0"],
+        min_group_size=1,
+        control="region",
+        max_disparity={"demographic_parity_difference": 0.01, "demographic_parity_ratio": 0.5},
+    )
+    report = evaluate_fairness(df, config)
+    result = report.feature("s0")
+    for fairlearn_metric, ours in (
+        (selection_rate, "demographic_parity_difference"),
+        (true_positive_rate, "equal_opportunity_difference"),
+    ):
+        frame = MetricFrame(
+            metrics=fairlearn_metric,
+            y_true=df["label"],
+            y_pred=df["pred"],
+            sensitive_features=df["s0"],
+            control_features=df["region"],
+        )
+        expected = frame.difference(method="between_groups")
+        for level, value in expected.items():
+            assert math.isclose(result.by_control[level][ours], value, abs_tol=1e-9)
+        assert math.isclose(result.disparity(ours), expected.max(), abs_tol=1e-9)
+    ratios = MetricFrame(
+        metrics=selection_rate,
+        y_true=df["label"],
+        y_pred=df["pred"],
+        sensitive_features=df["s0"],
+        control_features=df["region"],
+    ).ratio(method="between_groups")
+    assert math.isclose(result.demographic_parity_ratio, ratios.min(), abs_tol=1e-9)
+    assert [c.value for c in result.checks] == [
+        result.demographic_parity_difference,
+        result.demographic_parity_ratio,
+    ]
+    assert any("within each level of region" in note for note in report.notes)
+    again = FairnessReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again.feature("s0").by_control == result.by_control
+
+
 # --- undefined rates ------------------------------------------------------------------------
 
 

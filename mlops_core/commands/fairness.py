@@ -83,6 +83,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="sample weight column: weighted rates, as Fairlearn's sample_weight (with --data)",
     )
     parser.add_argument(
+        "--control",
+        metavar="COL",
+        help="control column: disparities within each of its levels, the worst one checked, "
+        "as Fairlearn's control_features (with --data)",
+    )
+    parser.add_argument(
         "--positive-label",
         metavar="VALUE",
         type=parse_label,
@@ -208,6 +214,7 @@ def _data_evidence(
             defaults.positive_label if args.positive_label is None else args.positive_label
         ),
         weight=args.weight or defaults.weight_column,
+        control=args.control or defaults.control_column,
         min_group_size=(
             defaults.min_group_size if args.min_group_size is None else args.min_group_size
         ),

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -97,6 +97,9 @@ class FairnessConfig:
     # A column of sample weights: rates become weighted rates, as with Fairlearn's
     # `sample_params={"sample_weight": ...}`; group counts and min_group_size stay row counts.
     weight: str | None = None
+    # A control column: each disparity is computed within each of its levels, as Fairlearn's
+    # MetricFrame(control_features=...) does, and the feature reports the worst level.
+    control: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,9 @@ class FeatureResult:
     equal_opportunity_difference: float
     checks: list[DisparityCheck]
     passed: bool | None
+    # With a control column: each disparity per control level (the fields above hold the
+    # worst level's value).
+    by_control: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def insufficient_groups(self) -> list[str]:
@@ -234,9 +240,16 @@ def evaluate_fairness(df: pd.DataFrame, config: FairnessConfig) -> FairnessRepor
         encoded.append(_intersect(encoded, INTERSECTION_SEPARATOR.join(config.sensitive)))
 
     notes = _global_notes(predicted, config)
+    control = None if config.control is None else _encode(df[config.control])
     features = []
     for feature in encoded:
         result, feature_notes = _evaluate_feature(feature, outcome, weights, config)
+        if control is not None:
+            result = _within_control_levels(result, feature, control, outcome, weights, config)
+            feature_notes.append(
+                f"{feature.name}: disparities are computed within each level of "
+                f"{config.control} ({len(result.by_control)} levels); the worst level is checked."
+            )
         features.append(result)
         notes.extend(feature_notes)
     return FairnessReport(
@@ -293,7 +306,7 @@ def _check_frame(df: pd.DataFrame, config: FairnessConfig) -> None:
     if len(df) == 0:
         raise InvalidInput("The evaluation data is empty (0 rows); there is nothing to evaluate.")
     roles = [("Label", config.label), ("Prediction", config.prediction), ("Score", config.score)]
-    roles += [("Weight", config.weight)]
+    roles += [("Weight", config.weight), ("Control", config.control)]
     roles += [("Sensitive", name) for name in config.sensitive]
     for role, column in roles:
         if column is not None and column not in df.columns:
@@ -539,6 +552,47 @@ def _evaluate_feature(
     return result, _feature_notes(result, rates, included, config)
 
 
+def _worst(metric: str, values: list[float]) -> float:
+    defined = [v for v in values if not math.isnan(v)]
+    if not defined:
+        return math.nan
+    return min(defined) if metric in MINIMUM_METRICS else max(defined)
+
+
+def _within_control_levels(
+    result: FeatureResult,
+    feature: _Encoded,
+    control: _Encoded,
+    outcome: np.ndarray,
+    weights: np.ndarray | None,
+    config: FairnessConfig,
+) -> FeatureResult:
+    """The feature's disparities within each control level; the worst level is checked.
+
+    A difference between groups that only reflects a difference between control levels
+    (say, regions with different base rates) does not count against the model.
+    """
+    by_control: dict[str, dict[str, float]] = {}
+    for code, level in enumerate(control.labels):
+        rows = control.codes == code
+        if not rows.any():
+            continue
+        within = _Encoded(feature.name, feature.codes[rows], feature.labels)
+        level_result, _ = _evaluate_feature(
+            within, outcome[rows], None if weights is None else weights[rows], config
+        )
+        by_control[level] = {m: level_result.disparity(m) for m in DISPARITY_METRICS}
+    worst = {m: _worst(m, [d[m] for d in by_control.values()]) for m in DISPARITY_METRICS}
+    checks = [_check(m, worst[m], limit) for m, limit in config.max_disparity.items()]
+    return replace(
+        result,
+        checks=checks,
+        passed=_combine([c.passed for c in checks]),
+        by_control=by_control,
+        **worst,
+    )
+
+
 def _overall(outcome: np.ndarray, weights: np.ndarray | None) -> GroupMetrics:
     confusion = np.bincount(outcome, weights=weights, minlength=4).reshape(1, 4)
     rates = _group_rates(confusion, np.array([len(outcome)]))
@@ -659,6 +713,11 @@ def _feature_to_dict(result: FeatureResult) -> dict[str, Any]:
     ]
     data["insufficient_groups"] = result.insufficient_groups
     data["groups"] = [_group_to_dict(g) for g in result.groups]
+    if result.by_control:
+        data["by_control"] = {
+            level: {m: _json_number(v) for m, v in values.items()}
+            for level, values in result.by_control.items()
+        }
     return data
 
 
@@ -694,5 +753,9 @@ def _feature_from_dict(name: str, data: dict[str, Any]) -> FeatureResult:
             for c in data["checks"]
         ],
         passed=data["passed"],
+        by_control={
+            level: {m: _number_from_json(v) for m, v in values.items()}
+            for level, values in data.get("by_control", {}).items()
+        },
         **{m: _number_from_json(data[m]) for m in DISPARITY_METRICS},
     )

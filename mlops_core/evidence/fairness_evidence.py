@@ -111,6 +111,7 @@ def fairness_config(
         threshold=fairness.decision_threshold,
         positive_label=fairness.positive_label,
         weight=fairness.weight_column,
+        control=fairness.control_column,
         min_group_size=fairness.min_group_size,
         max_disparity=dict(fairness.thresholds),
     )
