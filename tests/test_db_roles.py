@@ -10,14 +10,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from mlops_core.commands.cli import main
 from mlops_core.config import Settings
-from mlops_core.errors import ConfigError
+from mlops_core.errors import ConfigError, PermissionDenied
 from mlops_core.governance.promotion.state import claim
+from mlops_core.people.auth import authenticate
+from mlops_core.people.sessions import end_session, start_session
+from mlops_core.people.tokens import create_token, revoke_token
+from mlops_core.people.user_admin import manage_user, remove_user
 from mlops_core.stores import audit, db
 from tests.conftest import settings_for
 from tests.pg import ROLE_PASSWORD, fresh_pg_url, temporary_roles
@@ -127,8 +131,17 @@ def test_the_panel_role_may_do_everything_the_workflow_does(
                 gates=[],
             )
         )
-        session.add(db.SignInFailure(username="mallory"))
     with sessions.begin() as session:
-        session.execute(delete(db.SignInFailure).where(db.SignInFailure.username == "mallory"))
         assert session.scalar(select(db.PromotionRequest.status)) == "approved"
         assert session.scalar(select(db.Decision.verdict)) == "approve"
+    # Accounts, sign-in back-off, sessions and tokens, as the panel's role.
+    panel = _panel_only(split_roles)
+    manage_user(panel, None, "alice", "long-enough-pw", ["admin"])
+    with pytest.raises(PermissionDenied):
+        authenticate(panel, "alice", "wrong-password", client="10.0.0.1")
+    alice = authenticate(panel, "alice", "long-enough-pw", client="10.0.0.2")
+    end_session(panel, start_session(panel, alice))
+    token = create_token(panel, alice, "laptop", days=1)
+    revoke_token(panel, alice, token.info.id)
+    manage_user(panel, alice, "bob", "long-enough-pw", ["viewer"])
+    remove_user(panel, alice, "bob")

@@ -12,7 +12,7 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from alembic import context, op
+from mlops_core.stores.migrations.grants import grant_to_panel_role
 
 revision = "0002"
 down_revision = "0001"
@@ -32,12 +32,4 @@ SEQUENCES = ("audit_event", "promotion_request", "decision", "sign_in_failure")
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    role = context.config.attributes.get("app_role")
-    if bind.dialect.name != "postgresql" or not role:
-        return
-    quoted = bind.dialect.identifier_preparer.quote(role)
-    for table, rights in TABLE_RIGHTS.items():
-        op.execute(f"GRANT {rights} ON TABLE {table} TO {quoted}")
-    for table in SEQUENCES:
-        op.execute(f"GRANT USAGE ON SEQUENCE {table}_id_seq TO {quoted}")
+    grant_to_panel_role(TABLE_RIGHTS, SEQUENCES)

@@ -7,7 +7,9 @@ Revises: 0003
 """
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
+
+from mlops_core.stores.migrations.grants import grant_to_panel_role
 
 revision = "0004"
 down_revision = "0003"
@@ -64,7 +66,7 @@ def upgrade() -> None:
     )
     # The old log counted failures per username only, which let anyone lock an account.
     op.drop_table("sign_in_failure")
-    _grant_to_the_panel_role()
+    grant_to_panel_role(TABLE_RIGHTS, SEQUENCES)
 
 
 # What the panel's own role needs on the new tables (see 0002: the panel may connect as a
@@ -76,15 +78,3 @@ TABLE_RIGHTS = {
     "sign_in_throttle": "SELECT, INSERT, UPDATE, DELETE",  # failures counted, then cleared
 }
 SEQUENCES = ("access_token", "sign_in_throttle")
-
-
-def _grant_to_the_panel_role() -> None:
-    bind = op.get_bind()
-    role = context.config.attributes.get("app_role")
-    if bind.dialect.name != "postgresql" or not role:
-        return
-    quoted = bind.dialect.identifier_preparer.quote(role)
-    for table, rights in TABLE_RIGHTS.items():
-        op.execute(f"GRANT {rights} ON TABLE {table} TO {quoted}")
-    for table in SEQUENCES:
-        op.execute(f"GRANT USAGE ON SEQUENCE {table}_id_seq TO {quoted}")
