@@ -15,6 +15,7 @@ from mlops_core.stores.db import get_engine
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import load_run_artifact_frame
 from tests.conftest import TEST_SWEEP_RUNS
+from tests.test_cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,13 @@ def test_sweeps_give_comparison_material(registry: Registry) -> None:
     assert sweep.runs["params.model"].nunique() == 3
     boosted = sweep.runs[sweep.runs["params.model"] == "gradient_boosting"].run_id.iloc[0]
     assert len(registry.metric_history(boosted, "val_log_loss")) >= 20
+
+
+def test_make_runs_first_step_seeds_a_fresh_data_folder(tmp_path) -> None:
+    # `make run` on a new machine: no data folder, no panel database, no account.
+    fresh = {"MLOPS_DATA_DIR": str(tmp_path / "data")}
+    result = run_cli("demo", "--if-empty", "--sweep-runs", "1", env=fresh)
+    assert result.returncode == 0, result.stderr
+    assert "Demo scenario written" in result.stdout and "demo account admin" in result.stdout
+    again = run_cli("demo", "--if-empty", env=fresh)
+    assert again.returncode == 0 and "already has models" in again.stdout

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 
 from mlops_core.commands.token_auth import add_token_arguments, token_or_bootstrap_actor
-from mlops_core.config import Settings
+from mlops_core.config import Settings, ensure_data_dir
 from mlops_core.demo.scenario import run_demo
+from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 
 
@@ -32,6 +33,9 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     if args.if_empty and Registry(settings.tracking_uri).has_models():
         print(f"The registry at {settings.tracking_uri} already has models; demo not loaded.")
         return 0
+    # A fresh install has no panel database yet: whether it holds accounts decides who acts.
+    ensure_data_dir(settings)
+    migrate(settings)
     actor = token_or_bootstrap_actor(args, settings, "`demo`")
     report = run_demo(settings, sweep_runs=args.sweep_runs, actor=actor)
     if not report.added_anything:
