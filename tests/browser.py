@@ -86,7 +86,7 @@ def sign_in(page: Page, url: str, username: str, password: str, succeeds: bool =
     page.get_by_role("button", name="Sign in").click()
     if succeeds:
         # The rerun after a successful sign-in replaces the form; wait until it has.
-        page.get_by_test_id("stForm").wait_for(state="detached", timeout=60_000)
+        page.get_by_role("textbox", name="Username").wait_for(state="detached", timeout=60_000)
     else:
         page.get_by_test_id("stAlert").first.wait_for(timeout=60_000)
     wait_for_app(page)
