@@ -122,7 +122,12 @@ def test_model_check_is_logged_to_mlflow(run, demo_settings, tmp_path, monkeypat
     store = copy_store(demo_settings, tmp_path)
     code, _, err = run(store, "--model", "churn-predictor", "--json")
     assert code == 2 and "Logging the check to MLflow (--no-log skips it) changes state" in err
+    # A viewer may read drift but not write it to MLflow; a requester may.
     monkeypatch.setenv("MLOPS_TOKEN", demo_token(store, "viewer"))
+    code, _, err = run(store, "--model", "churn-predictor", "--json")
+    assert code == 2 and "needs the requester or approver role" in err
+    assert drift_history(Registry(store.tracking_uri), "churn-predictor").empty
+    monkeypatch.setenv("MLOPS_TOKEN", demo_token(store, "requester"))
     code, out, err = run(store, "--model", "churn-predictor", "--json")
     assert code == 0, err
     run_id = json.loads(out)["mlflow_run_id"]

@@ -37,6 +37,9 @@ from mlops_core.evidence.fairness_evidence import (
 )
 from mlops_core.governance.decision_record import gates_markdown
 from mlops_core.governance.gates import FAILED, NOT_EVALUATED, PASSED, GateResult, evaluate_gates
+from mlops_core.people.auth import authenticate
+from mlops_core.people.tokens import create_token
+from mlops_core.people.user_admin import manage_user
 from mlops_core.policy import EXAMPLE_POLICY
 from mlops_core.stores import db
 from mlops_core.stores.registry import Registry
@@ -220,6 +223,11 @@ def test_the_cli_log_flag_records_evidence(
     small: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv("MLOPS_DATA_DIR", str(small.data_dir))
+    assert main(["fairness", "--model", SMALL_MODEL, "--version", "1", "--log"]) == 2
+    assert "changes state" in capsys.readouterr().err  # no token, nothing stored
+    manage_user(small, None, "ann", "long-enough-pw", ["approver"])
+    ann = authenticate(small, "ann", "long-enough-pw")
+    monkeypatch.setenv("MLOPS_TOKEN", create_token(small, ann, "ci").secret)
     assert main(["fairness", "--model", SMALL_MODEL, "--version", "1", "--log"]) == 1
     assert "stored on the version's run" in capsys.readouterr().out
     evidence = fairness_for_version(small, Registry(small.tracking_uri), SMALL_MODEL, "1")

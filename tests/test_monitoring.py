@@ -178,16 +178,17 @@ def test_an_unknown_model_is_a_clear_error(store: Settings, registry: Registry) 
 def test_a_viewer_cannot_log_a_check_and_a_writer_is_named_in_the_audit_log(
     store: Settings, registry: Registry
 ) -> None:
-    check = check_model_drift(store, registry, CREDIT, sample_size=500)
+    check = check_model_drift(store, registry, CHURN, sample_size=500)
     report = drift_report(check, 200)
+    before = len(drift_history(registry, CHURN))
     for nobody in (VIEWER, None):
         with pytest.raises(PermissionDenied, match="requester or approver role|Not signed in"):
             log_drift_check(store, registry, check, report, nobody)
-    assert drift_history(registry, CREDIT).empty
+    assert len(drift_history(registry, CHURN)) == before
     run_id = log_drift_check(store, registry, check, report, APPROVER)
     (event,) = [
         e
         for e in audit.list_events(store.db_url, audit.AuditFilter(action="evidence_recorded"))
         if e.details.get("run_id") == run_id
     ]
-    assert event.actor == APPROVER.username and event.model_name == CREDIT
+    assert event.actor == APPROVER.username and event.model_name == CHURN

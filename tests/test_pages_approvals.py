@@ -79,7 +79,11 @@ def test_approver_confirms_an_approval_in_a_dialog(monkeypatch, env, registry) -
 
 
 def test_history_shows_the_decision_and_offers_the_record(monkeypatch, env) -> None:
-    at = open_page(monkeypatch, env, "approvals", VIEWER)
+    # The page needs the requester or approver role, whatever the navigation shows.
+    refused = open_page(monkeypatch, env, "approvals", VIEWER)
+    assert "may not open the approvals page" in texts(refused, "error")
+    assert not refused.get("selectbox")
+    at = open_page(monkeypatch, env, "approvals", APPROVER)
     assert "Requesting a promotion needs the requester role." in texts(at, "info")
     history = at.selectbox(key="history_pick")
     assert history.options == ["#1 churn-predictor v3 ✅ applied — requester"]

@@ -223,7 +223,7 @@ def test_audit_verify_names_a_tampered_event(
 
 
 def test_audit_verify_fails_on_a_truncated_chain_or_a_forged_anchor(
-    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     url = f"sqlite:///{tmp_path / 'panel.db'}"
     anchors = tmp_path / "audit-anchors.jsonl"
@@ -231,6 +231,7 @@ def test_audit_verify_fails_on_a_truncated_chain_or_a_forged_anchor(
     monkeypatch.setenv("MLOPS_AUDIT_ANCHOR_FILE", str(anchors))
     monkeypatch.setenv("MLOPS_TOKEN", seed_people(load_settings())["requester"])
     assert main(["request", *CHURN, "--version", "3", "--reason", "x"]) == 0
+    capsys.readouterr()  # the request's id
     code, out, _ = cli("audit", "verify")
     assert code == 0 and len(out.splitlines()) == 1, out
 
