@@ -58,9 +58,11 @@ def test_demo_goes_through_the_server_into_postgres_and_served_artifacts(
     assert all(e.artifact_location.startswith("mlflow-artifacts:") for e in training)
     references = list(topology.artifacts_dir.rglob("reference/reference.parquet"))
     assert len(references) == 3 * len(MODELS)
-    # Nothing fell back to the embedded stores in the panel's data folder.
-    # The demo accounts went into the panel database on PostgreSQL, like everything else.
-    assert sorted(p.name for p in topology.data_dir.iterdir()) == ["policy.toml"]
+    # Nothing fell back to the embedded stores in the panel's data folder: the demo accounts
+    # went into the panel database on PostgreSQL; only the policy and the audit log's
+    # anchors (kept outside the database on purpose) are files.
+    names = sorted(p.name for p in topology.data_dir.iterdir())
+    assert names == ["audit-anchors.jsonl", "policy.toml"]
 
     run_id = registry.version_by_alias(MODELS[0]).run_id
     evaluation = load_run_artifact_frame(registry.client, run_id, "evaluation/evaluation.parquet")
