@@ -15,6 +15,7 @@ from mlops_core.errors import ConfigError
 from mlops_core.redaction import redact
 
 DEFAULT_DATA_DIR = ".mlops"
+DEFAULT_QUERY_TIMEOUT_SECONDS = 30
 # 32 characters of secrets.token_urlsafe carry 192 bits: more than HMAC-SHA256 needs.
 MIN_AUDIT_KEY_CHARS = 32
 MAKE_AUDIT_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
@@ -53,8 +54,6 @@ class Settings:
     audit_key: str | None = field(repr=False)
     audit_key_file: Path
     audit_anchor_file: Path
-    data_limits: DataLimits = DataLimits()
-    query_timeout_seconds: int = 30
     token_max_days: int = DEFAULT_TOKEN_MAX_DAYS
 
     @property
@@ -181,7 +180,7 @@ def data_limits(environ: Mapping[str, str] | None = None) -> DataLimits:
 def query_timeout_seconds(environ: Mapping[str, str] | None = None) -> int:
     """MLOPS_QUERY_TIMEOUT_SECONDS: how long one query of current data may run (default 30)."""
     env = os.environ if environ is None else environ
-    return _positive_int(env, "MLOPS_QUERY_TIMEOUT_SECONDS", Settings.query_timeout_seconds)
+    return _positive_int(env, "MLOPS_QUERY_TIMEOUT_SECONDS", DEFAULT_QUERY_TIMEOUT_SECONDS)
 
 
 def _days_setting(env: Mapping[str, str], name: str, default: int) -> int:
@@ -198,6 +197,9 @@ def _path_setting(env: Mapping[str, str], name: str, default: Path) -> Path:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings; every default lives under MLOPS_DATA_DIR so zero configuration works."""
     env = os.environ if environ is None else environ
+    # Read where data is loaded (stores.sources); checked here so a bad value stops start-up.
+    data_limits(env)
+    query_timeout_seconds(env)
     data_dir = Path(env.get("MLOPS_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
     if data_dir.exists() and not data_dir.is_dir():
         raise ConfigError(f"MLOPS_DATA_DIR must be a folder, but {data_dir} is a file.")
@@ -234,8 +236,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         audit_anchor_file=_path_setting(
             env, "MLOPS_AUDIT_ANCHOR_FILE", data_dir / "audit-anchors.jsonl"
         ),
-        data_limits=data_limits(env),
-        query_timeout_seconds=query_timeout_seconds(env),
         token_max_days=_days_setting(env, "MLOPS_TOKEN_MAX_DAYS", DEFAULT_TOKEN_MAX_DAYS),
     )
 
