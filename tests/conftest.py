@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from mlops_core.config import Settings, load_settings
 from mlops_core.demo.scenario import run_demo
 from tests.pg import fresh_pg_url
+from tests.team_store import TeamStore, build_team_store
 
 # Small sweeps keep the suite fast; every other part of the scenario is the real one.
 TEST_SWEEP_RUNS = 6
@@ -63,3 +65,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     shots = [p for p in SCREENSHOTS.glob("*.png") if p.stat().st_mtime >= started]
     if shots:
         terminalreporter.write_line(f"Browser screenshots ({len(shots)}): {SCREENSHOTS}")
+
+
+@pytest.fixture(scope="session")
+def team_store(tmp_path_factory: pytest.TempPathFactory) -> TeamStore:
+    """A team's own MLflow store, built with stock MLflow and scikit-learn (tests/team_store.py)."""
+    return build_team_store(tmp_path_factory.mktemp("team-store"))
+
+
+@pytest.fixture
+def team_settings(team_store: TeamStore, tmp_path: Path) -> Settings:
+    """The panel with an empty data folder and no policy, pointed at a private copy of the
+    team's registry (artifacts stay where the team logged them)."""
+    shutil.copy(team_store.folder / "mlflow.db", tmp_path / "team-mlflow.db")
+    return settings_for(
+        tmp_path / "panel", MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'team-mlflow.db'}"
+    )

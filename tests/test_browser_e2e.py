@@ -6,7 +6,7 @@ The module seeds its own demo store because the promotion scenario moves the cha
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from mlops_core.config import Settings
 from mlops_core.demo.scenario import run_demo, training_experiment
@@ -53,7 +53,8 @@ def test_every_page_in_the_navigation_opens_with_data(browser: Browser, app_url:
         open_page(page, spec.title)
         _no_exception(page)
         main = page.get_by_test_id("stMain")
-        assert main.get_by_role("heading").first.is_visible()
+        # A page may draw its title after the script reports idle (a fragment re-runs).
+        expect(main.get_by_role("heading").first).to_be_visible(timeout=30_000)
         # Every page shows the demo's models or runs; the approvals queue starts empty.
         shown = main.inner_text()
         expected = ("churn-predictor", "credit-default", "No open promotion", "No audit events")

@@ -1,6 +1,7 @@
 """A person signs in with a local demo account in a real browser and sees their pages."""
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser import chromium, screenshot, sign_in
 from tests.servers import streamlit_app
@@ -18,7 +19,7 @@ def test_viewer_signs_in_and_sees_only_viewer_pages(app_url: str) -> None:
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         sign_in(page, app_url, "viewer", "viewer-demo")
-        assert page.get_by_role("heading", name="Overview").is_visible()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=30_000)
         page.get_by_test_id("stDataFrame").first.wait_for()
         sidebar = page.get_by_test_id("stSidebar")
         assert "Roles: viewer" in sidebar.inner_text()
@@ -32,7 +33,7 @@ def test_wrong_password_stays_on_the_sign_in_form(app_url: str) -> None:
     with chromium() as browser:
         page = browser.new_page()
         sign_in(page, app_url, "approver", "not-the-password", succeeds=False)
-        assert page.get_by_text("Wrong username or password").is_visible()
+        expect(page.get_by_text("Wrong username or password")).to_be_visible(timeout=30_000)
         screenshot(page, "sign-in-refused")
 
 
