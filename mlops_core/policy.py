@@ -1,11 +1,18 @@
 """The promotion policy: a TOML file (MLOPS_POLICY_FILE) of per-model gates and data sources.
 
 An invalid file is rejected at load with a message that names the key and the problem.
-A model the file does not list gets the defaults, which evaluate no metric thresholds.
+A model is *covered* when the file has a `[models."name"]` table for it, or states a
+`[defaults]` table (which then applies to every model). A model no policy covers can be
+looked at but not promoted: its gates report `not_configured`, and a request needs the
+promotion target (an alias, or `stage:<Stage>`) that the policy names.
+
+The file is re-read when it changes on disk (mtime and size), without a restart, and each
+load carries the sha256 of its bytes, which requests and decisions freeze.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from pathlib import Path
@@ -100,8 +107,40 @@ class DataSources(_Strict):
         return os.path.expandvars(self.current_url) if self.current_url else default
 
 
+STAGE_PREFIX = "stage:"
+# The stages MLflow's registry knows; a promotion may move a version into these two.
+PROMOTION_STAGES = ("Staging", "Production")
+# Shown first when the policy names no key metric, in this order, when a version logs them.
+KEY_METRIC_PREFERENCE = (
+    "roc_auc",
+    "f1",
+    "accuracy",
+    "r2",
+    "rmse",
+    "mae",
+    "root_mean_squared_error",
+    "mean_absolute_error",
+    "r2_score",
+    "accuracy_score",
+)
+
+
+def stage_of(target: str) -> str | None:
+    """The stage a `stage:<Stage>` target names; None for an alias target."""
+    return target[len(STAGE_PREFIX) :] if target.startswith(STAGE_PREFIX) else None
+
+
+def describe_target(target: str) -> str:
+    """'alias production' or 'stage Production', for messages and pages."""
+    stage = stage_of(target)
+    return f"stage {stage}" if stage else f"alias {target}"
+
+
 class ModelPolicy(_Strict):
     alias: str = "champion"
+    # What a promotion moves: an alias ("production") or a registry stage
+    # ("stage:Production"). `alias` is the older spelling of an alias target.
+    target: str | None = None
     approvers_required: int = Field(1, ge=1, le=5)
     key_metric: str = "roc_auc"
     min_metrics: dict[str, float] = Field(default_factory=dict)
@@ -114,6 +153,34 @@ class ModelPolicy(_Strict):
     fairness: FairnessPolicy | None = None
     drift: DriftPolicy | None = None
     data: DataSources = Field(default_factory=DataSources)
+
+    @field_validator("target")
+    @classmethod
+    def _known_stage(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        stage = stage_of(value)
+        if stage is None:
+            if not value.strip():
+                raise ValueError("an empty target; name an alias or stage:Production")
+            return value
+        for known in PROMOTION_STAGES:
+            if stage.lower() == known.lower():
+                return STAGE_PREFIX + known
+        raise ValueError(
+            f"unknown stage {stage!r}; use stage:{' or stage:'.join(PROMOTION_STAGES)}"
+        )
+
+    @property
+    def serving_target(self) -> str | None:
+        """The alias or stage a promotion moves, when this policy states one."""
+        if self.target is not None:
+            return self.target
+        return self.alias if "alias" in self.model_fields_set else None
+
+    @property
+    def states_key_metric(self) -> bool:
+        return "key_metric" in self.model_fields_set
 
     @field_validator("max_regression")
     @classmethod
@@ -129,6 +196,10 @@ class Policy(_Strict):
     defaults: ModelPolicy = Field(default_factory=ModelPolicy)
     models: dict[str, ModelPolicy] = Field(default_factory=dict)
     source: str = "built-in defaults"
+    # Set by `parse_policy` from the file itself (_DERIVED), never read as keys.
+    sha256: str | None = None
+    states_defaults: bool = False
+    text: str | None = Field(None, repr=False)
 
     def for_model(self, name: str) -> ModelPolicy:
         return self.models.get(name, self.defaults)
@@ -139,6 +210,32 @@ class Policy(_Strict):
     @property
     def is_configured(self) -> bool:
         return bool(self.models)
+
+    def covers(self, name: str) -> bool:
+        return name in self.models or self.states_defaults
+
+    def serving_target(self, name: str) -> str | None:
+        """The alias or stage the policy promotes `name` to; None when it names none."""
+        return self.for_model(name).serving_target if self.covers(name) else None
+
+    def key_metric(self, name: str, available: list[str] | tuple[str, ...] = ()) -> str | None:
+        """The policy's key metric for `name`, else the first well-known metric logged."""
+        model_policy = self.for_model(name)
+        if self.covers(name) and model_policy.states_key_metric:
+            return model_policy.key_metric
+        return next((m for m in KEY_METRIC_PREFERENCE if m in available), None)
+
+    def missing_entry_help(self, name: str) -> str:
+        """How to cover `name`: which file and which keys to add."""
+        where = (
+            self.source
+            if self.sha256
+            else "a policy file (MLOPS_POLICY_FILE, or policy.toml in the data folder)"
+        )
+        return (
+            f'Add a [models."{name}"] table with target = "<alias>" (or "stage:Production") '
+            f"and its thresholds to {where}; `python -m mlops_core policy init` drafts one."
+        )
 
 
 def metric_direction(metric: str, overrides: dict[str, Direction] | None = None) -> Direction:
@@ -163,6 +260,9 @@ def goodness(value: float, direction: Direction) -> float:
     return -abs(1.0 - value)
 
 
+_DERIVED = ("sha256", "states_defaults", "text")
+
+
 def _location(error: dict) -> str:
     return ".".join(str(part) for part in error["loc"])
 
@@ -183,6 +283,9 @@ def parse_policy(text: str, source: str) -> Policy:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Policy file {source} is not valid TOML: {exc}") from None
     raw.setdefault("source", source)
+    reserved = sorted(set(raw) & set(_DERIVED))
+    if reserved:
+        raise ConfigError(f"Policy file {source} is invalid: {reserved} are not policy keys.")
     defaults = raw.get("defaults", {})
     if isinstance(defaults, dict) and isinstance(raw.get("models"), dict):
         # A model's table only states what differs from [defaults].
@@ -191,18 +294,38 @@ def parse_policy(text: str, source: str) -> Policy:
             for name, body in raw["models"].items()
         }
     try:
-        return Policy.model_validate(raw)
+        policy = Policy.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{_location(e)}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"Policy file {source} is invalid: {problems}") from None
+    return policy.model_copy(
+        update={
+            "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "states_defaults": isinstance(raw.get("defaults"), dict),
+            "text": text,
+        }
+    )
+
+
+_LOADED: dict[Path, tuple[tuple[int, int], Policy]] = {}
 
 
 def load_policy(path: Path | None) -> Policy:
-    """The policy at `path`, or the built-in defaults when no policy file is configured."""
+    """The policy at `path`, or the built-in defaults when no policy file is configured.
+
+    Parsed again only when the file's mtime or size changed, so an edit takes effect on the
+    next read, without a restart."""
     if path is None:
         return Policy()
     try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _LOADED.get(path)
+        if cached and cached[0] == stamp:
+            return cached[1]
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"MLOPS_POLICY_FILE: cannot read {path}: {exc.strerror}") from None
-    return parse_policy(text, str(path))
+    policy = parse_policy(text, str(path))
+    _LOADED[path] = (stamp, policy)
+    return policy

@@ -94,7 +94,7 @@ st.caption(
     "rates per group and the disparities the promotion policy limits."
 )
 
-entries = or_stop(cached_overview, current.tracking_uri)
+entries = or_stop(cached_overview, current)
 if not entries:
     st.info("No registered models yet. Run `python -m mlops_core demo` to load the demo scenario.")
     st.stop()

@@ -20,7 +20,7 @@ from mlops_core.evidence.comparison import (
     version_lineage,
     versions_table,
 )
-from mlops_core.policy import Policy, load_policy
+from mlops_core.policy import Policy, describe_target, load_policy
 from mlops_core.stores.registry import ModelSummary
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
 from ui.comparison_view import (
@@ -42,8 +42,8 @@ FAIL_STYLE = "background-color: rgba(248, 81, 73, 0.3)"
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading the model registry…")
-def cached_models(tracking_uri: str, alias: str) -> list[ModelSummary]:
-    return registry(tracking_uri).list_models(alias)
+def cached_models(tracking_uri: str, policy: Policy) -> list[ModelSummary]:
+    return registry(tracking_uri).list_models(policy.serving_target)
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading versions…")
@@ -78,7 +78,7 @@ st.title("Models")
 st.caption("Registered models, their versions and where each comes from. " + REFRESH_HINT)
 
 policy = or_stop(load_policy, current.policy_file)
-models = or_stop(cached_models, current.tracking_uri, policy.defaults.alias)
+models = or_stop(cached_models, current.tracking_uri, policy)
 if not models:
     st.info(
         "No registered models in the tracking store yet. "
@@ -115,15 +115,24 @@ if summary.description:
             mime="text/plain",
         )
 
-versions = or_stop(cached_versions, current.tracking_uri, name, tuple(key_metrics(model_policy)))
+versions = or_stop(cached_versions, current.tracking_uri, name, tuple(key_metrics(policy, name)))
 numbers = versions["version"].tolist()
 if not numbers:
     st.info(plain(f"{name} has no versions yet."))
     st.stop()
 label = {v: f"v{v}" for v in numbers}
 
+target = policy.serving_target(name)
+served = describe_target(target) if target else "champion"
+if target is None:
+    st.warning(
+        plain(
+            f"No policy covers {name}: it can be looked at, not promoted. "
+            + policy.missing_entry_help(name)
+        )
+    )
 versions_tab, champion_tab, compare_tab = st.tabs(
-    ["Versions and lineage", f"Candidate vs {model_policy.alias}", "Compare versions"]
+    ["Versions and lineage", f"Candidate vs {served}", "Compare versions"]
 )
 
 with versions_tab:
@@ -173,7 +182,7 @@ with versions_tab:
         )
 
 with champion_tab:
-    champion = summary.aliases.get(model_policy.alias)
+    champion = summary.champion.version if summary.champion else None
     others = [v for v in numbers if v != champion] or numbers
     candidate = st.selectbox(
         "Candidate version",
@@ -186,11 +195,15 @@ with champion_tab:
     result = or_stop(cached_candidate, current.tracking_uri, name, candidate, policy)
     if result.champion is None:
         st.warning(
-            plain(f"{name} has no {result.alias} alias yet: there is nothing to compare with.")
+            plain(
+                f"Nothing is served at the {served} of {name} yet: nothing to compare with."
+                if target
+                else f"No policy names where {name} is served: no champion to compare with."
+            )
         )
     else:
         st.caption(
-            f"v{candidate} against {result.alias} v{result.champion.version}. Thresholds from "
+            f"v{candidate} against the {served}, v{result.champion.version}. Thresholds from "
             f"{result.policy_source}: regression tolerance (max_regression) and minimum "
             "(min_metrics) per metric; ungated metrics are not coloured."
         )
@@ -229,5 +242,8 @@ with compare_tab:
             policy.metric_direction,
         )
         render_comparison(
-            comparison, current.tracking_uri, f"{name}-versions.csv", model_policy.key_metric
+            comparison,
+            current.tracking_uri,
+            f"{name}-versions.csv",
+            policy.key_metric(name, tuple(versions.columns)),
         )

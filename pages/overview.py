@@ -28,12 +28,13 @@ def cached_fairness(tracking_uri: str, model: str, version: str) -> FairnessStat
 
 st.title("Overview")
 st.caption(
-    "Every registered model with the version behind its champion alias, its fairness "
-    "evidence, the latest logged drift check of its production data, and the promotion "
-    "requests waiting for a decision. Metrics come from the champion's training run in MLflow."
+    "Every registered model with the version it is served from (the alias or stage the "
+    "policy names), its key metric, fairness evidence, the latest logged drift check of its "
+    "production data, and the promotion requests waiting for a decision. Metrics come from "
+    "the champion's training run in MLflow."
 )
 
-entries = or_stop(cached_overview, current.tracking_uri)
+entries = or_stop(cached_overview, current)
 if not entries:
     st.info(
         "No registered models in the tracking store yet. "
@@ -60,8 +61,10 @@ rows = pd.DataFrame(
     [
         {
             "model": e.name,
+            "served from": e.served_from,
             "champion": f"v{e.champion_version}" if e.champion_version else "none",
-            e.key_metric: e.key_metric_value,
+            "key metric": e.key_metric or "-",
+            "value": e.key_metric_value,
             "champion fairness": _fairness(e.name, e.champion_version),
             "latest drift": _drift(e.name),
             "versions": e.n_versions,
@@ -76,13 +79,25 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "roc_auc": st.column_config.NumberColumn("champion ROC AUC", format="%.4f"),
+        "value": st.column_config.NumberColumn("champion's key metric", format="%.4f"),
         "champion changed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
     },
 )
-without_champion = [e.name for e in entries if e.champion_version is None]
+uncovered = [e.name for e in entries if not e.covered]
+if uncovered:
+    st.warning(
+        plain(
+            "No policy covers "
+            + ", ".join(uncovered)
+            + ": they can be looked at but not promoted. `python -m mlops_core policy init` "
+            "drafts a policy from the registry."
+        )
+    )
+without_champion = [e.name for e in entries if e.covered and e.champion_version is None]
 if without_champion:
-    st.warning(plain("No champion alias set for: " + ", ".join(without_champion)))
+    st.warning(
+        plain("Nothing is served yet at the policy's target for: " + ", ".join(without_champion))
+    )
 
 st.subheader("Open promotion requests")
 pending = or_stop(open_requests, current)

@@ -220,15 +220,16 @@ def test_comparing_needs_two_to_ten_existing_runs(registry: Registry, experiment
 
 
 def test_models_versions_and_lineage(registry: Registry, policy: Policy) -> None:
-    models = models_table(registry.list_models()).set_index("model")
+    models = models_table(registry.list_models(policy.serving_target)).set_index("model")
     churn = models.loc[MODEL]
     assert churn["champion"] == "v1" and churn["versions"] == 3
     assert churn["tags"] == "domain=churn, owner=ml-platform" and churn["description"]
-    metrics = key_metrics(policy.for_model(MODEL))
+    metrics = key_metrics(policy, MODEL)
     assert metrics[0] == "roc_auc"
     table = versions_table(registry, MODEL, metrics)
     assert table["version"].tolist() == ["3", "2", "1"]
     assert table["aliases"].tolist() == ["", "", "champion"]
+    assert table["stage"].tolist() == ["None", "None", "None"]
     assert table[metrics].notna().all().all()
     lineage = version_lineage(registry, MODEL, "2")
     assert lineage.experiment_name == training_experiment(MODEL)

@@ -71,6 +71,7 @@ def test_the_accurate_but_unfair_candidate_is_blocked_by_fairness(
 
 MISSING_EVIDENCE = """
 [defaults]
+target = "champion"
 require_schema_match = true
 [defaults.min_metrics]
 pr_auc = 0.5
@@ -137,6 +138,8 @@ def test_an_unknown_version_is_an_error_not_a_gate_result(
 
 
 SLOW_CURRENT_DATA = """
+[models."churn-predictor"]
+target = "champion"
 [models."churn-predictor".data]
 reference = "artifact:reference/reference.parquet"
 current_query = '''
@@ -165,6 +168,8 @@ def test_a_disparity_over_a_single_compared_group_blocks_as_not_evaluated(
     sizes = evaluation["age_band"].value_counts().sort_values(ascending=False)
     # Only the largest age band is big enough to be compared.
     policy = f"""
+[defaults]
+target = "champion"
 [defaults.fairness]
 sensitive_features = ["age_band"]
 min_group_size = {int(sizes.iloc[1]) + 1}

@@ -104,9 +104,10 @@ def test_rollback_through_the_page(monkeypatch, env, registry) -> None:
 
 def test_audit_page_filters_verifies_and_exports(monkeypatch, env) -> None:
     at = open_page(monkeypatch, env, "audit", VIEWER)
-    # request, gates at request, gates at approval, approve, apply_started, apply, rollback
-    assert texts(at, "success").startswith("Audit chain intact: 7 events")
-    assert len(at.dataframe[0].value) == 7
+    # policy read (first), request, gates at request, gates at approval, approve,
+    # apply_started, apply, rollback
+    assert texts(at, "success").startswith("Audit chain intact: 8 events")
+    assert len(at.dataframe[0].value) == 8
     at.selectbox(key="audit_action").set_value("rollback").run()
     frame = at.dataframe[0].value
     assert list(frame["action"]) == ["rollback"] and list(frame["reason"]) == ["Incident 4711."]

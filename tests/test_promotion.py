@@ -94,7 +94,7 @@ def with_panel_db(store: Settings, url: str, folder: Path) -> Settings:
 @pytest.fixture
 def settings(store: Settings, registry: Registry, panel_db_url: str, tmp_path: Path) -> Settings:
     """A fresh panel database, and the champion back at v1."""
-    registry.move_alias(CHURN, "champion", "1")
+    registry.move_to(CHURN, "champion", "1")
     return with_panel_db(store, panel_db_url, tmp_path)
 
 
@@ -156,7 +156,7 @@ def test_roles_four_eyes_and_required_text(settings: Settings, registry: Registr
         request_promotion(settings, registry, VIEWER, CHURN, "3", "why not")
     with pytest.raises(InvalidInput, match="reason"):
         request_promotion(settings, registry, DAVE, CHURN, "3", "  ")
-    with pytest.raises(ActionRefused, match="already is the champion"):
+    with pytest.raises(ActionRefused, match="already is at the alias champion"):
         request_promotion(settings, registry, DAVE, CHURN, "1", "again")
     own = request_promotion(settings, registry, DAVE, CHURN, "3", "mine")
     with pytest.raises(ActionRefused, match="four eyes"):
@@ -295,7 +295,7 @@ def test_rollback_restores_the_previous_champion_once(
 def test_rollback_refuses_to_undo_a_later_move(settings: Settings, registry: Registry) -> None:
     pending = request(settings, registry)
     approve(settings, registry, APPROVER, pending.id, "ok")
-    registry.move_alias(CHURN, "champion", "2")
+    registry.move_to(CHURN, "champion", "2")
     with pytest.raises(ActionRefused, match="points at v2, not at v3"):
         rollback(settings, registry, APPROVER, CHURN, "incident")
     assert champion(registry) == "2"
@@ -306,7 +306,7 @@ def test_reconcile_reports_an_alias_moved_outside_the_panel_once(
 ) -> None:
     pending = request(settings, registry)
     approve(settings, registry, APPROVER, pending.id, "ok")
-    registry.move_alias(CHURN, "champion", "2")
+    registry.move_to(CHURN, "champion", "2")
     for _ in range(2):
         (warning,) = reconcile(settings, registry)
         assert (warning.kind, warning.expected_version, warning.actual_version) == (
@@ -362,7 +362,7 @@ def test_mlflow_failing_mid_apply_leaves_the_request_approved_and_retryable(
 def test_concurrent_approvals_on_postgresql_give_exactly_one_decision(
     store: Settings, registry: Registry, pg_url: str, tmp_path: Path
 ) -> None:
-    registry.move_alias(CHURN, "champion", "1")
+    registry.move_to(CHURN, "champion", "1")
     settings = with_panel_db(store, pg_url, tmp_path)
     pending = request(settings, registry)
     # Two double clicks and two other approvers, all at once.
@@ -397,6 +397,8 @@ def test_concurrent_approvals_on_postgresql_give_exactly_one_decision(
 
 # Only the metric gates, so that an approval reaches its apply quickly.
 METRIC_GATES_ONLY = """
+[defaults]
+target = "champion"
 [defaults.min_metrics]
 roc_auc = 0.70
 """
@@ -406,9 +408,9 @@ MOVE_DELAY = 0.1
 class SlowAliasRegistry(Registry):
     """The real registry, moving aliases slowly enough for a cancel to arrive meanwhile."""
 
-    def move_alias(self, name: str, alias: str, version: str) -> None:
+    def move_to(self, name: str, alias: str, version: str) -> None:
         time.sleep(MOVE_DELAY)
-        super().move_alias(name, alias, version)
+        super().move_to(name, alias, version)
 
 
 class KilledAfterMove(Registry):
@@ -419,7 +421,7 @@ class KilledAfterMove(Registry):
 
 
 class KilledBeforeMove(Registry):
-    def move_alias(self, name: str, alias: str, version: str) -> None:
+    def move_to(self, name: str, alias: str, version: str) -> None:
         raise SystemExit("killed before the alias moved")
 
 

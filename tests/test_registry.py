@@ -14,7 +14,7 @@ def registry(demo_settings: Settings) -> Registry:
 
 
 def test_models_list_champion_versions_and_alias_change_time(registry: Registry) -> None:
-    models = {m.name: m for m in registry.list_models()}
+    models = {m.name: m for m in registry.list_models(lambda _name: "champion")}
     assert set(models) == {"churn-predictor", "credit-default"}
     churn = models["churn-predictor"]
     assert churn.n_versions == 3

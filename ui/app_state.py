@@ -10,9 +10,10 @@ import streamlit as st
 from mlops_core.config import Settings, load_settings
 from mlops_core.errors import MlopsError
 from mlops_core.governance.overview import ModelOverview, model_overview
+from mlops_core.policy import load_policy
 from mlops_core.redaction import redact
 from mlops_core.stores import db
-from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
+from mlops_core.stores.registry import Registry
 from ui.text import plain
 
 T = TypeVar("T")
@@ -54,8 +55,14 @@ def registry(tracking_uri: str) -> Registry:
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading the model registry…")
-def cached_overview(tracking_uri: str, alias: str = DEFAULT_ALIAS) -> list[ModelOverview]:
-    return model_overview(registry(tracking_uri), alias)
+def _overview(tracking_uri: str, _current: Settings, policy_sha: str | None) -> list[ModelOverview]:
+    # Keyed by the policy's digest too: an edited policy shows at once.
+    return model_overview(registry(tracking_uri), load_policy(_current.policy_file))
+
+
+def cached_overview(current: Settings) -> list[ModelOverview]:
+    policy = load_policy(current.policy_file)
+    return _overview(current.tracking_uri, current, policy.sha256)
 
 
 def refresh_control() -> None:

@@ -14,7 +14,7 @@ from mlops_core.governance.promotion.state import RequestView, describe
 from ui.text import plain
 
 VERDICT_WORDS = {"approve": "approved", "reject": "rejected"}
-STATUS_ICONS = {"passed": "✅", "failed": "❌", "not_evaluated": "⚠️"}
+STATUS_ICONS = {"passed": "✅", "failed": "❌", "not_evaluated": "⚠️", "not_configured": "⛔"}
 REQUEST_STATUS_ICONS = {
     "pending": "🕓",
     "approved": "👍",

@@ -61,7 +61,7 @@ def select_data(
     current: Settings, prefix: str, upload_hint: str, sample_help: str
 ) -> DataSelection:
     """Lay out the shared controls; stops the page with a hint when nothing can be chosen."""
-    entries = or_stop(cached_overview, current.tracking_uri)
+    entries = or_stop(cached_overview, current)
     if not entries:
         st.info(
             "No registered models yet. Run `python -m mlops_core demo` to load the demo scenario."
@@ -83,7 +83,8 @@ def select_data(
         key=f"{prefix}_version",
         help=f"Its reference set: {policy.data.reference}",
     )
-    middle.caption(f"{policy.alias}: v{champion}" if champion else f"No {policy.alias} yet.")
+    served = models[model].served_from
+    middle.caption(plain(f"{served}: v{champion}" if champion else f"Served from: {served}."))
     source = right.radio("Current data", [CONFIGURED, UPLOAD], key=f"{prefix}_source")
     window, upload = _current_data(current, model, policy, source, prefix, upload_hint)
     sample_size = int(

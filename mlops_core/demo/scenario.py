@@ -330,7 +330,7 @@ def seed_versions(client: MlflowClient, settings: Settings, spec: ModelSpec) -> 
             _train_version(spec, candidate)
         client.update_model_version(spec.name, str(number), candidate.description)
         added.append(f"{spec.name} v{number}")
-    Registry(settings.tracking_uri).move_alias(spec.name, DEFAULT_ALIAS, "1")
+    Registry(settings.tracking_uri).move_to(spec.name, DEFAULT_ALIAS, "1")
     return added
 
 

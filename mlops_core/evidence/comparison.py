@@ -15,7 +15,15 @@ import pandas as pd
 
 from mlops_core.csv_safety import safe_frame
 from mlops_core.errors import InvalidInput
-from mlops_core.policy import Direction, ModelPolicy, Policy, goodness, metric_direction
+from mlops_core.policy import (
+    KEY_METRIC_PREFERENCE,
+    Direction,
+    ModelPolicy,
+    Policy,
+    describe_target,
+    goodness,
+    metric_direction,
+)
 from mlops_core.stores.registry import (
     ALIAS_CHANGED_TAG,
     ModelSummary,
@@ -407,16 +415,16 @@ class ChampionComparison:
 def candidate_vs_champion(
     registry: Registry, model: str, version: str, policy: Policy
 ) -> ChampionComparison:
-    """A version's metrics next to those of the version behind the policy's alias."""
+    """A version's metrics next to those of the version the policy serves (none without one)."""
     model_policy = policy.for_model(model)
     candidate = registry.get_version(model, version)
-    champion = registry.version_by_alias(model, model_policy.alias)
+    champion = registry.serving_version(policy, model)
     candidate_run = _source_run(registry, candidate)
     champion_run = _source_run(registry, champion) if champion else None
     champion_metrics = champion_run.metrics if champion_run else {}
     return ChampionComparison(
         model=model,
-        alias=model_policy.alias,
+        alias=policy.serving_target(model) or "",
         candidate=candidate,
         champion=champion,
         deltas=metric_deltas(
@@ -436,6 +444,7 @@ def _pairs(mapping: Mapping[str, str]) -> str:
 
 MODEL_COLUMNS = [
     "model",
+    "served from",
     "champion",
     "champion_changed_at",
     "aliases",
@@ -464,6 +473,7 @@ def models_table(models: list[ModelSummary]) -> pd.DataFrame:
         [
             {
                 "model": m.name,
+                "served from": describe_target(m.target) if m.target else "no policy",
                 "champion": f"v{m.champion.version}" if m.champion else None,
                 "champion_changed_at": m.champion_changed_at,
                 "aliases": _pairs(m.aliases),
@@ -481,9 +491,16 @@ def models_table(models: list[ModelSummary]) -> pd.DataFrame:
     )
 
 
-def key_metrics(policy: ModelPolicy) -> list[str]:
-    """The metrics the policy cares about: its key metric, then the gated ones."""
-    return list(dict.fromkeys([policy.key_metric, *policy.min_metrics, *policy.max_regression]))
+def key_metrics(policy: Policy, model: str) -> list[str]:
+    """The metrics the policy cares about: its key metric, then the gated ones; without a
+    stated key metric, the well-known ones (a table shows those some version logs)."""
+    model_policy = policy.for_model(model)
+    stated = policy.key_metric(model)
+    gated = (
+        [*model_policy.min_metrics, *model_policy.max_regression] if policy.covers(model) else []
+    )
+    first = [stated] if stated and model_policy.states_key_metric else list(KEY_METRIC_PREFERENCE)
+    return list(dict.fromkeys([*first, *gated]))
 
 
 def versions_table(registry: Registry, model: str, metrics: list[str]) -> pd.DataFrame:
@@ -495,6 +512,7 @@ def versions_table(registry: Registry, model: str, metrics: list[str]) -> pd.Dat
             {
                 "version": version.version,
                 "aliases": ", ".join(version.aliases),
+                "stage": version.stage,
                 "created_at": version.created_at,
                 "author": version.author,
                 "status": version.status,
@@ -503,8 +521,13 @@ def versions_table(registry: Registry, model: str, metrics: list[str]) -> pd.Dat
                 "description": description_preview(version.description),
             }
         )
-    columns = ["version", "aliases", "created_at", "author", "status", "run_id", *metrics]
-    return pd.DataFrame(rows, columns=[*columns, "description"])
+    table = pd.DataFrame(
+        rows,
+        columns=["version", "aliases", "stage", "created_at", "author", "status", "run_id"]
+        + [*metrics, "description"],
+    )
+    # A metric no version logged is a column of blanks: left out.
+    return table.drop(columns=[m for m in metrics if table[m].isna().all()])
 
 
 @dataclass(frozen=True)

@@ -569,7 +569,7 @@ def review_fairness(
     evidence = fairness_for_version(
         settings, registry, model, candidate.version, recompute, sensitive
     )
-    champion = registry.version_by_alias(model, policy.alias)
+    champion = registry.serving_version(full_policy, model)
     review = FairnessReview(
         model=model,
         version=candidate.version,

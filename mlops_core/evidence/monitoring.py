@@ -40,7 +40,7 @@ from mlops_core.evidence.drift import (
 )
 from mlops_core.identity import Actor
 from mlops_core.people.access import require_evidence_writer
-from mlops_core.policy import DriftPolicy, ModelPolicy, load_policy
+from mlops_core.policy import DriftPolicy, ModelPolicy, Policy, describe_target, load_policy
 from mlops_core.stores.evidence_digests import record_evidence
 from mlops_core.stores.model_data import (
     current_bounds,
@@ -140,13 +140,17 @@ def monitoring_experiment(model: str) -> str:
     return f"{EXPERIMENT_PREFIX}{model}"
 
 
-def reference_version(registry: Registry, policy: ModelPolicy, model: str) -> VersionInfo:
-    champion = registry.version_by_alias(model, policy.alias)
+def reference_version(registry: Registry, policy: Policy, model: str) -> VersionInfo:
+    """The version the policy serves `model` from: its reference set is the default one."""
+    champion = registry.serving_version(policy, model)
     if champion is None:
-        raise NotFound(
-            f"{model} has no {policy.alias} version, so there is no reference to compare with; "
-            "choose a version."
+        target = policy.serving_target(model)
+        where = (
+            f"{model} has no version at its {describe_target(target)}"
+            if target
+            else f"No policy names where {model} is served"
         )
+        raise NotFound(f"{where}, so there is no reference to compare with; choose a version.")
     return champion
 
 
@@ -166,11 +170,12 @@ def check_model_drift(
     row); `current` (an upload, say) replaces the configured source.
     `sample_size` overrides the policy's rows per side.
     """
-    policy = load_policy(settings.policy_file).for_model(model)
+    full_policy = load_policy(settings.policy_file)
+    policy = full_policy.for_model(model)
     found = (
         registry.get_version(model, version)
         if version
-        else reference_version(registry, policy, model)
+        else reference_version(registry, full_policy, model)
     )
     rows = (policy.drift or DriftPolicy()).sample_size if sample_size is None else sample_size
     reference = load_reference(registry, policy, found, rows)
@@ -222,7 +227,8 @@ def drift_report(
 
 def model_windows(settings: Settings, model: str) -> list[tuple[datetime, datetime]]:
     """The calendar weeks the model's current data covers, oldest first."""
-    policy = load_policy(settings.policy_file).for_model(model)
+    full_policy = load_policy(settings.policy_file)
+    policy = full_policy.for_model(model)
     weeks = window_choices(settings, policy)[1:]
     return [(week.start, week.end) for week in reversed(weeks)]
 

@@ -21,7 +21,7 @@ from mlops_core.errors import MlopsError
 from mlops_core.evidence.comparison import TOLERANCE_SLACK, metric_deltas
 from mlops_core.governance.gates import GateResult, summarize
 from mlops_core.governance.promotion.state import RequestView, get_request
-from mlops_core.policy import Policy, load_policy
+from mlops_core.policy import Policy, describe_target, load_policy
 from mlops_core.stores import audit
 from mlops_core.stores.db import utcnow
 from mlops_core.stores.registry import Registry
@@ -98,6 +98,12 @@ def _time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
+def _policy(source: str | None, sha256: str | None) -> str:
+    if sha256 is None:
+        return f"{source or 'built-in defaults'} (no policy file)"
+    return f"{source} sha256 {sha256}"
+
+
 def _status(status: str) -> str:
     return status.replace("_", " ")
 
@@ -105,7 +111,8 @@ def _status(status: str) -> str:
 def _facts(request: RequestView) -> list[tuple[str, str]]:
     return [
         ("Model", request.model_name),
-        ("Alias", request.alias),
+        ("Target", describe_target(request.alias)),
+        ("Policy at request", _policy(request.policy_source, request.policy_sha256)),
         ("Candidate version", f"v{request.version}"),
         (
             "Champion at request",
@@ -216,6 +223,8 @@ def to_markdown(record: DecisionRecord) -> str:
             )
         )
         parts.append(f"Comment: {_md(decision.comment)}")
+        policy = _policy(decision.policy_source, decision.policy_sha256)
+        parts.append(f"Policy at this decision: {_md(policy)}")
         if decision.override:
             parts.append(f"**Override justification:** {_md(decision.justification or '')}")
         parts.append(f"Gates at this decision ({summarize(decision.gates)}):")
@@ -233,7 +242,7 @@ _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem}"
     "table{border-collapse:collapse;margin:.5rem 0 1.5rem}"
     "th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}"
-    "th{background:#f4f4f4}.failed,.not_evaluated{color:#b00020}.passed{color:#1b5e20}"
+    "th{background:#f4f4f4}.failed,.not_evaluated,.not_configured{color:#b00020}.passed{color:#1b5e20}"
     ".override{background:#fff3cd;padding:.5rem}"
 )
 
@@ -284,6 +293,10 @@ def to_html(record: DecisionRecord) -> str:
         )
         parts.append(f"<h3>{_h(title_text)}</h3>")
         parts.append(f"<p>Comment: {_h(decision.comment)}</p>")
+        parts.append(
+            "<p>Policy at this decision: "
+            f"{_h(_policy(decision.policy_source, decision.policy_sha256))}</p>"
+        )
         if decision.override:
             parts.append(
                 '<p class="override"><strong>Override justification:</strong> '

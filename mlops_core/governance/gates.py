@@ -35,19 +35,20 @@ from mlops_core.evidence.comparison import TOLERANCE_SLACK, metric_deltas
 from mlops_core.evidence.drift import DriftOptions, compute_drift
 from mlops_core.evidence.fairness_evidence import fairness_for_version
 from mlops_core.evidence.schema_check import check_schema, signature_inputs_for_version
-from mlops_core.policy import ModelPolicy, Policy, load_policy
+from mlops_core.policy import ModelPolicy, Policy, describe_target, load_policy
 from mlops_core.stores.audit import json_safe
 from mlops_core.stores.db import utcnow
 from mlops_core.stores.model_data import load_data_location
 from mlops_core.stores.registry import Registry, RunDetail, VersionInfo
 from mlops_core.stores.sources import as_loaded, load_file, load_sql_window, sql_time_bounds
 
-Status = Literal["passed", "failed", "not_evaluated"]
+Status = Literal["passed", "failed", "not_evaluated", "not_configured"]
 PASSED: Status = "passed"
 FAILED: Status = "failed"
 NOT_EVALUATED: Status = "not_evaluated"
+NOT_CONFIGURED: Status = "not_configured"
 METRIC_KIND, REGRESSION_KIND, FAIRNESS_KIND = "metric", "regression", "fairness"
-DRIFT_KIND, SCHEMA_KIND = "drift", "schema"
+DRIFT_KIND, SCHEMA_KIND, POLICY_KIND = "drift", "schema", "policy"
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,13 @@ class GateResult:
 class GateReport:
     model: str
     version: str
+    # The alias or `stage:<Stage>` the policy promotes to; "" when it names none.
     alias: str
     champion_version: str | None
     evaluated_at: datetime
     policy_source: str
     results: list[GateResult]
+    policy_sha256: str | None = None
 
     @property
     def blocking(self) -> list[GateResult]:
@@ -124,6 +127,7 @@ class GateReport:
             "champion_version": self.champion_version,
             "evaluated_at": self.evaluated_at.isoformat(timespec="seconds"),
             "policy_source": self.policy_source,
+            "policy_sha256": self.policy_sha256,
             "passed": self.passed,
             "results": [r.to_dict() for r in self.results],
         }
@@ -141,6 +145,7 @@ _STATUS_WORDS: dict[Status, str] = {
     PASSED: "passed",
     FAILED: "failed",
     NOT_EVALUATED: "not evaluated",
+    NOT_CONFIGURED: "not configured",
 }
 
 
@@ -156,6 +161,7 @@ class _Context:
     registry: Registry
     policy: Policy
     model_policy: ModelPolicy
+    target: str
     candidate: VersionInfo
     champion: VersionInfo | None
     candidate_run: RunDetail | None
@@ -174,12 +180,16 @@ def evaluate_gates(settings: Settings, registry: Registry, model: str, version: 
     policy = load_policy(settings.policy_file)
     model_policy = policy.for_model(model)
     candidate = registry.get_version(model, str(version))
-    champion = registry.version_by_alias(model, model_policy.alias)
+    target = policy.serving_target(model)
+    if target is None:
+        return _not_configured(policy, model, candidate.version)
+    champion = registry.version_at(model, target)
     context = _Context(
         settings=settings,
         registry=registry,
         policy=policy,
         model_policy=model_policy,
+        target=target,
         candidate=candidate,
         champion=champion,
         candidate_run=registry.get_run(candidate.run_id) if candidate.run_id else None,
@@ -195,11 +205,40 @@ def evaluate_gates(settings: Settings, registry: Registry, model: str, version: 
     return GateReport(
         model=model,
         version=candidate.version,
-        alias=model_policy.alias,
+        alias=target,
         champion_version=champion.version if champion else None,
         evaluated_at=utcnow(),
         policy_source=policy.source,
         results=results,
+        policy_sha256=policy.sha256,
+    )
+
+
+def _not_configured(policy: Policy, model: str, version: str) -> GateReport:
+    """No policy covers the model, or it names no target: nothing may pass on "no gates"."""
+    why = (
+        f"the policy covers {model} but names no target (alias or stage) to promote to."
+        if policy.covers(model)
+        else f"no policy covers {model}."
+    )
+    result = GateResult(
+        "policy",
+        POLICY_KIND,
+        NOT_CONFIGURED,
+        None,
+        None,
+        policy.source,
+        f"Not configured: {why} {policy.missing_entry_help(model)}",
+    )
+    return GateReport(
+        model=model,
+        version=version,
+        alias="",
+        champion_version=None,
+        evaluated_at=utcnow(),
+        policy_source=policy.source,
+        results=[result],
+        policy_sha256=policy.sha256,
     )
 
 
@@ -275,7 +314,10 @@ def _regression(
     observed, baseline = _number(row["candidate"]), _number(row["champion"])
     if context.champion is None:
         # Nothing in production to regress from: said plainly, not silently skipped.
-        reason = f"No {context.model_policy.alias} yet, so there is nothing to regress from."
+        reason = (
+            f"Nothing at the {describe_target(context.target)} yet, so there is nothing to "
+            "regress from."
+        )
         return GateResult(name, REGRESSION_KIND, PASSED, observed, tolerance, evidence, reason)
     evidence += f" vs {_run_evidence(context.champion, context.champion_run)}"
     if observed is None or baseline is None:

@@ -67,6 +67,9 @@ class PromotionRequest(Base):
     reason: Mapped[str] = mapped_column(Text)
     approvals_required: Mapped[int] = mapped_column(Integer, default=1)
     gates_at_request: Mapped[list] = mapped_column(JSON)
+    # The policy file the gates were evaluated under: its sha256 (None: no policy file).
+    policy_sha256: Mapped[str | None] = mapped_column(String(64))
+    policy_source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime)
     applied_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -100,6 +103,8 @@ class Decision(Base):
     override: Mapped[bool] = mapped_column(Boolean, default=False)
     justification: Mapped[str | None] = mapped_column(Text)
     gates: Mapped[list] = mapped_column(JSON)
+    policy_sha256: Mapped[str | None] = mapped_column(String(64))
+    policy_source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("request_id", "actor", name="uq_one_decision_per_actor"),)

@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException, RestException
 from requests.exceptions import RequestException
 
 from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
+from mlops_core.policy import Policy, stage_of
 from mlops_core.redaction import redact
 
 # Without these MLflow retries an unreachable server for minutes before failing.
@@ -56,6 +57,8 @@ class VersionInfo:
     tags: dict[str, str]
     source: str
     status: str
+    # The registry stage (Production, Staging, Archived, None) of stage-based registries.
+    stage: str = "None"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class ModelSummary:
     champion: VersionInfo | None
     champion_changed_at: datetime | None
     champion_metrics: dict[str, float] = field(default_factory=dict)
+    # The alias or stage:<Stage> the policy serves the model from; None when it names none.
+    target: str | None = None
+    stages: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -262,11 +268,29 @@ class Registry:
             return None
         return self.get_version(name, str(aliases[alias]))
 
-    def list_models(self, champion_alias: str = DEFAULT_ALIAS) -> list[ModelSummary]:
+    def version_at(self, name: str, target: str) -> VersionInfo | None:
+        """The version an alias points at, or the newest version in a `stage:` target's stage."""
+        stage = stage_of(target)
+        if stage is None:
+            return self.version_by_alias(name, target)
+        in_stage = [v for v in self.list_versions(name) if v.stage.lower() == stage.lower()]
+        return in_stage[0] if in_stage else None
+
+    def serving_version(self, policy: Policy, name: str) -> VersionInfo | None:
+        """The version behind the target the policy names for `name`; None without one."""
+        target = policy.serving_target(name)
+        return self.version_at(name, target) if target else None
+
+    def list_models(
+        self, target_of: Callable[[str], str | None] = lambda _name: None
+    ) -> list[ModelSummary]:
+        """Every registered model with the version its target (`target_of(name)`) serves;
+        without one, no champion (the panel does not guess a model's serving alias)."""
         summaries = []
         for model in sorted(self._registered_models(), key=lambda m: m.name):
             versions = self.list_versions(model.name)
-            champion = next((v for v in versions if champion_alias in v.aliases), None)
+            target = target_of(model.name)
+            champion = _serving(versions, target) if target else None
             metrics = self.get_run(champion.run_id).metrics if champion and champion.run_id else {}
             summaries.append(
                 ModelSummary(
@@ -277,18 +301,27 @@ class Registry:
                     n_versions=len(versions),
                     last_updated=ms_to_datetime(model.last_updated_timestamp),
                     champion=champion,
-                    champion_changed_at=alias_changed_at(model, champion_alias),
+                    champion_changed_at=alias_changed_at(model, target) if target else None,
                     champion_metrics=metrics,
+                    target=target,
+                    stages={v.version: v.stage for v in versions if v.stage != "None"},
                 )
             )
         return summaries
 
-    def move_alias(self, name: str, alias: str, version: str) -> None:
-        """Point `alias` at `version` and record when, since MLflow does not."""
+    def move_to(self, name: str, target: str, version: str) -> None:
+        """Point an alias at `version`, or transition it into a stage (archiving the versions
+        that were in it, as MLflow's `archive_existing_versions`), and record when."""
+        stage = stage_of(target)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._calling():
-            self.client.set_registered_model_alias(name, alias, version)
-            self.client.set_registered_model_tag(name, ALIAS_CHANGED_TAG + alias, now)
+            if stage is None:
+                self.client.set_registered_model_alias(name, target, version)
+            else:
+                self.client.transition_model_version_stage(
+                    name, version, stage, archive_existing_versions=True
+                )
+            self.client.set_registered_model_tag(name, _changed_tag(target), now)
 
     def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         with self._calling():
@@ -296,8 +329,20 @@ class Registry:
                 self.client.set_model_version_tag(name, version, key, value)
 
 
-def alias_changed_at(model: RegisteredModel, alias: str) -> datetime | None:
-    value = model.tags.get(ALIAS_CHANGED_TAG + alias)
+def _changed_tag(target: str) -> str:
+    # MLflow tag keys take no colon.
+    return ALIAS_CHANGED_TAG + target.replace(":", ".")
+
+
+def _serving(versions: list[VersionInfo], target: str) -> VersionInfo | None:
+    stage = stage_of(target)
+    if stage is None:
+        return next((v for v in versions if target in v.aliases), None)
+    return next((v for v in versions if v.stage.lower() == stage.lower()), None)
+
+
+def alias_changed_at(model: RegisteredModel, target: str) -> datetime | None:
+    value = model.tags.get(_changed_tag(target))
     return datetime.fromisoformat(value) if value else None
 
 
@@ -313,6 +358,7 @@ def version_info(version: ModelVersion, aliases: dict[str, str]) -> VersionInfo:
         tags=dict(version.tags),
         source=version.source or "",
         status=str(version.status),
+        stage=str(version.current_stage or "None"),
     )
 
 

@@ -142,7 +142,7 @@ def _finish(
 
 
 def _alias_version(registry: Registry, request: RequestView) -> str | None:
-    current = registry.version_by_alias(request.model_name, request.alias)
+    current = registry.version_at(request.model_name, request.alias)
     return current.version if current else None
 
 
@@ -228,7 +228,7 @@ def _move(
     try:
         # Found at the candidate already: an earlier attempt moved it and stopped afterwards.
         if found != request.version:
-            registry.move_alias(request.model_name, request.alias, request.version)
+            registry.move_to(request.model_name, request.alias, request.version)
         _tag(registry, request)
     except MlopsError as exc:
         return _failed(settings, actor, request, exc, _points_at_candidate(registry, request))

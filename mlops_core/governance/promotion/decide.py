@@ -18,6 +18,7 @@ from mlops_core.governance.gates import (
     evaluate_gates,
     summarize,
 )
+from mlops_core.governance.policy_in_force import policy_in_force
 from mlops_core.governance.promotion.apply import apply_approved
 from mlops_core.governance.promotion.state import (
     APPROVE,
@@ -38,6 +39,7 @@ from mlops_core.governance.promotion.state import (
 )
 from mlops_core.identity import Actor
 from mlops_core.people.access import holds_role, require_role
+from mlops_core.policy import describe_target
 from mlops_core.stores import audit
 from mlops_core.stores.db import Decision, PromotionRequest, utcnow
 from mlops_core.stores.registry import Registry
@@ -60,7 +62,16 @@ def _check_decidable(request: RequestView, actor: Actor) -> None:
 
 
 def _gates_now(settings: Settings, registry: Registry, request: RequestView) -> GateReport:
-    return evaluate_gates(settings, registry, request.model_name, request.version)
+    policy_in_force(settings)
+    report = evaluate_gates(settings, registry, request.model_name, request.version)
+    if report.alias and report.alias != request.alias:
+        # The policy was edited to promote elsewhere: approving would move the wrong target.
+        raise ActionRefused(
+            f"The policy now promotes {request.model_name} to the {describe_target(report.alias)}"
+            f", but request #{request.id} is for the {describe_target(request.alias)}; cancel "
+            "it and request again."
+        )
+    return report
 
 
 def _record_decision(
@@ -88,6 +99,8 @@ def _record_decision(
                 override=override_justification is not None,
                 justification=override_justification,
                 gates=gates_json(gates),
+                policy_sha256=report.policy_sha256 if report else None,
+                policy_source=report.policy_source if report else None,
                 created_at=utcnow(),
             )
         )

@@ -75,7 +75,7 @@ def _already_warned(session: Session, warning: ReconcileWarning) -> bool:
 
 def _current_version(registry: Registry, model: str, alias: str) -> str | None:
     try:
-        current = registry.version_by_alias(model, alias)
+        current = registry.version_at(model, alias)
     except NotFound:
         return None
     return current.version if current else None
@@ -186,7 +186,7 @@ def accept_alias(
     """An admin accepts where an alias points now, after a move outside the panel."""
     require_role(actor, "admin", "accept an alias moved outside the panel")
     reason = required_text(reason, "reason")
-    current = registry.version_by_alias(model, alias)
+    current = registry.version_at(model, alias)
     found = current.version if current else None
     audit.record(
         settings,

@@ -56,11 +56,19 @@ class RollbackPlan:
 def plan_rollback(
     settings: Settings, registry: Registry, model: str, alias: str | None = None
 ) -> RollbackPlan:
-    alias = alias or load_policy(settings.policy_file).for_model(model).alias
+    alias = alias or load_policy(settings.policy_file).serving_target(model)
+    if alias is None:
+        return RollbackPlan(
+            model,
+            "",
+            None,
+            None,
+            f"No policy names where {model} is served, so there is nothing to roll back.",
+        )
     with session_factory(settings.db_url)() as session:
         last = _last_applied(session, model, alias)
         request = view_of(session, last) if last else None
-    current = registry.version_by_alias(model, alias)
+    current = registry.version_at(model, alias)
     found = current.version if current else None
     refusal = None
     if request is None:
@@ -93,7 +101,7 @@ def rollback(
     if plan.refusal or plan.request is None or plan.target_version is None:
         raise ActionRefused(plan.refusal or "Nothing to roll back.")
     last_id, from_version = plan.request.id, plan.request.version
-    registry.move_alias(model, plan.alias, plan.target_version)
+    registry.move_to(model, plan.alias, plan.target_version)
 
     def work(session: Session) -> RequestView:
         claimed = session.execute(

@@ -47,6 +47,8 @@ class DecisionView:
     justification: str | None
     gates: list[GateResult]
     created_at: datetime
+    policy_sha256: str | None = None
+    policy_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class RequestView:
     applied_at: datetime | None
     last_error: str | None
     decisions: list[DecisionView] = field(default_factory=list)
+    # The policy file the request's gates were evaluated under (None: no policy file).
+    policy_sha256: str | None = None
+    policy_source: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -97,6 +102,9 @@ class RequestView:
                 "id": self.id,
                 "model": self.model_name,
                 "alias": self.alias,
+                "target": self.alias,
+                "policy_sha256": self.policy_sha256,
+                "policy_source": self.policy_source,
                 "version": self.version,
                 "champion_version": self.champion_version,
                 "status": self.status,
@@ -117,6 +125,7 @@ class RequestView:
                         "comment": d.comment,
                         "override": d.override,
                         "justification": d.justification,
+                        "policy_sha256": d.policy_sha256,
                         "created_at": d.created_at.isoformat(timespec="seconds"),
                         "gate_summary": summarize(d.gates),
                     }
@@ -150,6 +159,8 @@ def gate_event(report: GateReport, stage: str) -> dict[str, Any]:
         "stage": stage,
         "summary": report.summary,
         "champion_version": report.champion_version,
+        "policy_sha256": report.policy_sha256,
+        "policy_source": report.policy_source,
         "gates": [
             {"name": r.name, "status": r.status, "observed": r.observed, "threshold": r.threshold}
             for r in report.results
@@ -168,6 +179,8 @@ def _decision_view(decision: Decision) -> DecisionView:
         justification=decision.justification,
         gates=results_from_json(decision.gates),
         created_at=decision.created_at,
+        policy_sha256=decision.policy_sha256,
+        policy_source=decision.policy_source,
     )
 
 
@@ -192,6 +205,8 @@ def view_of(session: Session, request: PromotionRequest) -> RequestView:
         applied_at=request.applied_at,
         last_error=request.last_error,
         decisions=[_decision_view(d) for d in decisions],
+        policy_sha256=request.policy_sha256,
+        policy_source=request.policy_source,
     )
 
 

@@ -11,6 +11,7 @@ from mlops_core.errors import ActionRefused
 from mlops_core.governance.gates import (
     evaluate_gates,
 )
+from mlops_core.governance.policy_in_force import policy_in_force
 from mlops_core.governance.promotion.state import (
     OPEN,
     PENDING,
@@ -22,7 +23,7 @@ from mlops_core.governance.promotion.state import (
 )
 from mlops_core.identity import Actor
 from mlops_core.people.access import require_role
-from mlops_core.policy import load_policy
+from mlops_core.policy import describe_target
 from mlops_core.stores import audit
 from mlops_core.stores.db import PromotionRequest, session_factory, utcnow
 from mlops_core.stores.registry import Registry
@@ -44,10 +45,18 @@ def request_promotion(
     """Ask to move the model's alias to `version`; freezes the champion and the gates."""
     require_role(actor, "requester", "request a promotion")
     reason = required_text(reason, "reason")
-    policy = load_policy(settings.policy_file)
+    policy = policy_in_force(settings)
+    if policy.serving_target(model) is None:
+        # The target is the policy's to name: the panel does not invent an alias.
+        raise ActionRefused(
+            f"No policy names where {model} is promoted to, so it cannot be requested. "
+            + policy.missing_entry_help(model)
+        )
     report = evaluate_gates(settings, registry, model, str(version))
     if report.champion_version == report.version:
-        raise ActionRefused(f"v{report.version} of {model} already is the {report.alias}.")
+        raise ActionRefused(
+            f"v{report.version} of {model} already is at the {describe_target(report.alias)}."
+        )
 
     def work(session: Session) -> RequestView:
         request = PromotionRequest(
@@ -61,6 +70,8 @@ def request_promotion(
             reason=reason,
             approvals_required=policy.for_model(model).approvers_required,
             gates_at_request=gates_json(report.results),
+            policy_sha256=report.policy_sha256,
+            policy_source=report.policy_source,
             created_at=utcnow(),
         )
         session.add(request)
