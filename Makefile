@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Only this machine can reach the panel unless ADDRESS says otherwise (ADDRESS=0.0.0.0).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test lint format demo e2e clean
 
@@ -13,10 +15,13 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# Seeds the demo only into an empty store, then serves the panel on http://localhost:$(PORT).
+# Seeds the demo only into an empty store, then serves the panel on http://$(ADDRESS):$(PORT).
 run: $(VENV)/.installed
 	$(PY) -m mlops_core demo --if-empty
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	@if [ "$(ADDRESS)" != "127.0.0.1" ] && [ "$(ADDRESS)" != "localhost" ]; then \
+	  echo "WARNING: serving on $(ADDRESS): anyone who reaches this port can try the demo accounts' published passwords. Change or remove them (python -m mlops_core users) first."; \
+	fi
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 demo: $(VENV)/.installed
 	$(PY) -m mlops_core demo

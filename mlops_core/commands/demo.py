@@ -7,6 +7,7 @@ account (a fresh install), where it also creates the demo accounts.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mlops_core.commands.token_auth import add_token_arguments, token_or_bootstrap_actor
 from mlops_core.config import Settings, ensure_data_dir
@@ -29,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=handle)
 
 
+def _step(step: str) -> None:
+    print(f"... {step}", file=sys.stderr, flush=True)
+
+
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     if args.if_empty and Registry(settings.tracking_uri).has_models():
         print(f"The registry at {settings.tracking_uri} already has models; demo not loaded.")
@@ -37,7 +42,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     ensure_data_dir(settings)
     migrate(settings)
     actor = token_or_bootstrap_actor(args, settings, "`demo`")
-    report = run_demo(settings, sweep_runs=args.sweep_runs, actor=actor)
+    report = run_demo(settings, sweep_runs=args.sweep_runs, actor=actor, progress=_step)
     if not report.added_anything:
         print(f"The demo scenario is already in {settings.tracking_uri}; nothing added.")
         return 0

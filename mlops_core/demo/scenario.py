@@ -23,6 +23,7 @@ import sklearn
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -260,8 +261,8 @@ def _log_frame(frame: pd.DataFrame, artifact_dir: str) -> None:
         mlflow.log_artifact(str(path), artifact_path=artifact_dir)
 
 
-def _train_version(spec: ModelSpec, candidate: Candidate) -> None:
-    """Train, evaluate and register one version inside the active run."""
+def _train_version(spec: ModelSpec, candidate: Candidate) -> ModelInfo:
+    """Train, evaluate and log one version's model inside the active run."""
     train, evaluation = _datasets(spec)
     if candidate.legacy:
         # The champion is older: trained on less data, as production models usually are.
@@ -299,13 +300,12 @@ def _train_version(spec: ModelSpec, candidate: Candidate) -> None:
         context="evaluation",
     )
     signature = infer_signature(train[spec.features], scores)
-    mlflow.sklearn.log_model(
+    return mlflow.sklearn.log_model(
         model,
         name="model",
         signature=signature,
         input_example=train[spec.features].head(3),
         pip_requirements=PIP_REQUIREMENTS,
-        registered_model_name=spec.name,
         skops_trusted_types=TRUSTED_TYPES,
     )
 
@@ -326,9 +326,16 @@ def seed_versions(client: MlflowClient, settings: Settings, spec: ModelSpec) -> 
             experiment_id=experiment_id,
             run_name=f"{spec.name}-v{number}-{candidate.algorithm}",
             tags={DEMO_TAG: "version"},
-        ):
-            _train_version(spec, candidate)
-        client.update_model_version(spec.name, str(number), candidate.description)
+        ) as run:
+            info = _train_version(spec, candidate)
+        # The client registers quietly; mlflow.register_model prints "already exists" lines.
+        client.create_model_version(
+            spec.name,
+            f"models:/{info.model_id}",
+            run_id=run.info.run_id,
+            description=candidate.description,
+            model_id=info.model_id,
+        )
         added.append(f"{spec.name} v{number}")
     Registry(settings.tracking_uri).move_to(spec.name, DEFAULT_ALIAS, "1")
     return added
@@ -385,11 +392,13 @@ def run_demo(
     sweep_runs: int = 50,
     now: datetime | None = None,
     actor: Actor | None = None,
+    progress: Callable[[str], None] = lambda _step: None,
 ) -> DemoReport:
     """Fill the store with the scenario; steps whose result already exists are skipped.
 
     An admin's action (`actor=None` only on a store without accounts, which then gets the
-    demo accounts); what it added is recorded in the audit log.
+    demo accounts); what it added is recorded in the audit log. `progress` hears each step
+    as it starts: seeding takes a minute or two.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The evidence it stores is recorded in the panel's audit log.
@@ -400,17 +409,22 @@ def run_demo(
     report = DemoReport()
     with fluent_tracking(settings.tracking_uri):
         for spec in SPECS:
+            progress(f"{spec.name}: training and registering 3 versions")
             added = seed_versions(client, settings, spec)
             if added:
                 report.models.append(spec.name)
                 report.versions += added
+            progress(f"{spec.name}: {sweep_runs} tuning runs")
             report.sweep_runs += seed_sweep(client, settings, spec, sweep_runs)
+            progress(f"{spec.name}: 8 weeks of inference log")
             table = seed_inference_log(settings, spec, now or datetime.now(UTC))
             if table:
                 report.inference_tables.append(table)
     if install_example_policy(settings):
         report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
+    progress("fairness evidence of every version")
     report.extra += seed_fairness_evidence(settings, acting)
+    progress("weekly drift checks")
     report.extra += seed_drift_history(settings, acting)
     report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
     if report.added_anything:
