@@ -60,7 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _quiet_libraries() -> None:
     # MLflow and scikit-learn chatter would drown the one line a CI log needs.
     warnings.filterwarnings("ignore")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

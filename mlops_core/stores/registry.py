@@ -27,6 +27,8 @@ from mlops_core.redaction import redact
 # Without these MLflow retries an unreachable server for minutes before failing.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+# Download progress bars would fill the panel's server log with one bar per artifact read.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 DEFAULT_ALIAS = "champion"
 ALIAS_CHANGED_TAG = "mlops.alias_changed_at."
