@@ -112,7 +112,7 @@ def encode(column: pd.Series) -> Encoded:
     # Recoding the -1 sentinel ourselves is about twice as fast on strings as
     # use_na_sentinel=False, which runs a separate isna pass over the column.
     codes, uniques = pd.factorize(column, sort=True)
-    labels = [str(u) for u in uniques]
+    labels = [group_label(u) for u in uniques]
     if codes.min() < 0:
         if MISSING_GROUP in labels:
             raise InvalidInput(
@@ -122,6 +122,14 @@ def encode(column: pd.Series) -> Encoded:
         codes = np.where(codes < 0, len(labels), codes)
         labels.append(MISSING_GROUP)
     return Encoded(str(column.name), codes, labels)
+
+
+def group_label(value: object) -> str:
+    """A group's name as a person reads it: True / False, 0 / 1 for a 0/1 column that gaps
+    turned into floats, a category's own text."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def intersect(features: list[Encoded], name: str) -> Encoded:
