@@ -3,6 +3,7 @@ prediction, mean label, MAE and RMSE, and their between-group differences and ra
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -12,6 +13,7 @@ import pytest
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
+from mlops_core.commands.cli import main
 from mlops_core.errors import InvalidInput
 from mlops_core.evidence.fairness import (
     MISSING_GROUP,
@@ -242,3 +244,34 @@ def test_the_policy_accepts_regression_thresholds() -> None:
     }
     with pytest.raises(ValueError, match="unknown fairness metric"):
         ModelPolicy.model_validate({"fairness": {"thresholds": {"mae_gap": 1.0}}})
+
+
+def test_the_cli_evaluates_a_regressors_file(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path / "panel"))
+    df = prices(1_000, 14)
+    path = tmp_path / "predictions.csv"
+    df.to_csv(path, index=False)
+    args = ["fairness", "--data", str(path), "--task", "regression", "--label", "price"]
+    args += ["--pred", "predicted", "--sensitive", "neighborhood", "--min-group-size", "1"]
+    expected = evaluate_fairness(df, config()).feature("neighborhood").disparity("mae_ratio")
+
+    code = main([*args, "--max", f"mae_ratio={expected + 0.01}", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1 and data["task"] == "regression"
+    feature = data["features"]["neighborhood"]
+    assert feature["mae_ratio"] == pytest.approx(expected, abs=TOL)
+    assert feature["checks"][0] | {"value": None} == {
+        "metric": "mae_ratio",
+        "value": None,
+        "threshold": pytest.approx(expected + 0.01),
+        "bound": "min",
+        "passed": False,
+    }
+    assert main([*args, "--max", f"mae_ratio={expected - 0.01}"]) == 0
+    text = capsys.readouterr().out
+    assert "(regression)" in text and "mean prediction" in text and "RMSE" in text
+
+    assert main(["fairness", "--model", "m", "--version", "1", "--task", "regression"]) == 2
+    assert "Only --data takes --task" in capsys.readouterr().err

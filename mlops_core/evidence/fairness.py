@@ -1,4 +1,6 @@
-"""Group fairness metrics for a binary classifier's evaluation set.
+"""Group fairness metrics for a binary classifier's evaluation set (a regressor's, with
+``FairnessConfig(task="regression")``, are in `regression_fairness`; both make one
+`FairnessReport`).
 
 The numbers are those of ``fairlearn.metrics`` (``MetricFrame`` with ``selection_rate``,
 ``true_positive_rate``, ``false_positive_rate``, scikit-learn's ``precision_score`` and
