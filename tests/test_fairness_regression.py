@@ -275,3 +275,14 @@ def test_the_cli_evaluates_a_regressors_file(
 
     assert main(["fairness", "--model", "m", "--version", "1", "--task", "regression"]) == 2
     assert "Only --data takes --task" in capsys.readouterr().err
+
+
+def test_group_names_read_as_the_data_holds_them_whatever_the_dtype() -> None:
+    df = prices(400, 15)
+    df["senior"] = pd.Series(np.arange(len(df)) % 2, dtype=float)  # a 0/1 flag with gaps
+    df.loc[df.index[:10], "senior"] = np.nan
+    df["contract"] = pd.Categorical(np.where(df.index % 3 == 0, "yearly", "monthly"))
+    report = evaluate_fairness(df, config(sensitive=["senior", "owner", "contract"]))
+    assert [g.group for g in report.feature("senior").groups] == ["0", "1", MISSING_GROUP]
+    assert [g.group for g in report.feature("owner").groups] == ["False", "True"]
+    assert [g.group for g in report.feature("contract").groups] == ["monthly", "yearly"]
