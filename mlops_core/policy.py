@@ -25,25 +25,49 @@ from mlops_core.errors import ConfigError
 # Which way a metric is better: the one place every view, the CLI, gates and the decision
 # record ask, so none of them can rank a disparity "higher is better" again.
 Direction = Literal["higher", "lower", "closer_to_one"]
-LOWER_IS_BETTER = ("loss", "log_loss", "error", "mae", "rmse", "mse", "disparity")
+Task = Literal["classification", "regression"]
+# Regression errors by their usual short names; MLflow evaluate's long names
+# (mean_absolute_percentage_error, root_mean_squared_error, max_error) end in "_error".
+LOWER_IS_BETTER = (
+    "loss",
+    "log_loss",
+    "error",
+    "mae",
+    "rmse",
+    "mse",
+    "mape",
+    "smape",
+    "msle",
+    "rmsle",
+    "disparity",
+)
 LOWER_IS_BETTER_SUFFIXES = (
     "_loss",
     "_error",
     "_mae",
     "_rmse",
     "_mse",
+    "_mape",
     "_difference",
     "_gap",
     "_disparity",
 )
 # A ratio between groups is fair at 1 whichever group is on top.
 PARITY_WORDS = ("parity", "disparity", "fairness", "odds", "opportunity", "impact")
-FAIRNESS_METRICS = (
+CLASSIFICATION_FAIRNESS_METRICS = (
     "demographic_parity_difference",
     "demographic_parity_ratio",
     "equalized_odds_difference",
     "equal_opportunity_difference",
 )
+# What a regressor's fairness compares between groups, each as the largest difference
+# (a maximum in the policy) and as min / max over groups (a minimum; 1.0 is parity).
+REGRESSION_GROUP_METRICS = ("mean_prediction", "mean_label", "mae", "rmse")
+REGRESSION_FAIRNESS_METRICS = tuple(
+    f"{metric}_{kind}" for metric in REGRESSION_GROUP_METRICS for kind in ("difference", "ratio")
+)
+FAIRNESS_METRICS = CLASSIFICATION_FAIRNESS_METRICS + REGRESSION_FAIRNESS_METRICS
+FAIRNESS_RATIOS = frozenset(m for m in FAIRNESS_METRICS if m.endswith("_ratio"))
 BOOKKEEPING_COLUMNS = ["timestamp", "model", "model_version", "score", "prediction", "label"]
 EXAMPLE_POLICY = Path(__file__).resolve().parent.parent / "policy.example.toml"
 
@@ -62,7 +86,8 @@ class FairnessPolicy(_Strict):
     weight_column: str | None = None
     # A control column: disparities within each of its levels, the worst one gated.
     control_column: str | None = None
-    # Differences are maxima; `demographic_parity_ratio` is a minimum (1.0 is parity).
+    # Differences are maxima; ratios (`demographic_parity_ratio`, `mae_ratio`, ...) are
+    # minima (1.0 is parity). Classifier and regressor metrics: see FAIRNESS_METRICS.
     thresholds: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("thresholds")
@@ -96,8 +121,23 @@ class DataSources(_Strict):
     label_column: str = "label"
     score_column: str | None = "score"
     prediction_column: str | None = "prediction"
+    # A row identifier (request id, customer id): bookkeeping, never a model input.
+    id_column: str | None = None
     max_age_hours: float = Field(24 * 8, gt=0)
     ignore_columns: list[str] = Field(default_factory=lambda: list(BOOKKEEPING_COLUMNS))
+
+    @property
+    def bookkeeping_columns(self) -> list[str]:
+        """Columns that are not model inputs: ignore_columns and the columns this section
+        names for timestamp, label, score, prediction and id, whatever they are called."""
+        named = [
+            self.timestamp_column,
+            self.label_column,
+            self.score_column,
+            self.prediction_column,
+            self.id_column,
+        ]
+        return list(dict.fromkeys([*self.ignore_columns, *(c for c in named if c)]))
 
     @property
     def has_current(self) -> bool:
@@ -141,6 +181,8 @@ class ModelPolicy(_Strict):
     # What a promotion moves: an alias ("production") or a registry stage
     # ("stage:Production"). `alias` is the older spelling of an alias target.
     target: str | None = None
+    # Classifier or regressor; unset, it is detected (evidence.task.detect_task).
+    task: Task | None = None
     approvers_required: int = Field(1, ge=1, le=5)
     key_metric: str = "roc_auc"
     min_metrics: dict[str, float] = Field(default_factory=dict)
@@ -243,9 +285,12 @@ def metric_direction(metric: str, overrides: dict[str, Direction] | None = None)
     between-group ratios, higher for everything else; the policy's [metric_direction] wins."""
     if overrides and metric in overrides:
         return overrides[metric]
-    name = metric.lower().rsplit(".", 1)[-1]
+    # MLflow's custom evaluate metrics log aggregates as "<metric>/mean", "<metric>/p90".
+    name = metric.lower().rsplit(".", 1)[-1].split("/", 1)[0]
     if name in LOWER_IS_BETTER or name.endswith(LOWER_IS_BETTER_SUFFIXES):
         return "lower"
+    if name in FAIRNESS_RATIOS:
+        return "closer_to_one"
     if name.endswith("_ratio") and any(word in metric.lower() for word in PARITY_WORDS):
         return "closer_to_one"
     return "higher"

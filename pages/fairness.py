@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from mlops_core.config import Settings
-from mlops_core.evidence.fairness import DISPARITY_METRICS, FairnessReport, FeatureResult
+from mlops_core.evidence.fairness import FairnessReport, FeatureResult
 from mlops_core.evidence.fairness_evidence import (
     FairnessReview,
     gated_features,
@@ -19,8 +19,14 @@ from mlops_core.evidence.fairness_evidence import (
     review_fairness,
     sensitive_options,
 )
+from mlops_core.evidence.regression_fairness import RegressionFeatureResult
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
-from ui.charts.fairness import comparison_figure, disparity_figure, group_rates_figure
+from ui.charts.fairness import (
+    comparison_figure,
+    disparity_figure,
+    group_rates_figure,
+    group_values_figure,
+)
 from ui.identity import require_page
 from ui.text import plain
 
@@ -48,7 +54,7 @@ def _review(
     )
 
 
-def _checks_frame(feature: FeatureResult) -> pd.DataFrame:
+def _checks_frame(feature: FeatureResult | RegressionFeatureResult) -> pd.DataFrame:
     checks = {c.metric: c for c in feature.checks}
     return pd.DataFrame(
         [
@@ -62,29 +68,33 @@ def _checks_frame(feature: FeatureResult) -> pd.DataFrame:
                 ),
                 "result": VERDICT[checks[metric].passed] if metric in checks else "",
             }
-            for metric in DISPARITY_METRICS
+            for metric in feature.metrics
         ]
     )
 
 
-def _groups_frame(feature: FeatureResult, report: FairnessReport) -> pd.DataFrame:
+def _groups_frame(
+    feature: FeatureResult | RegressionFeatureResult, report: FairnessReport
+) -> pd.DataFrame:
     rows = pd.DataFrame([asdict(g) for g in [*feature.groups, report.overall]])
     return rows.rename(columns={"insufficient_data": "too small to compare"})
 
 
-def _show_feature(feature: FeatureResult, report: FairnessReport) -> None:
+def _show_feature(feature: FeatureResult | RegressionFeatureResult, report: FairnessReport) -> None:
     st.markdown(f"**{plain(feature.name)}**: {VERDICT[feature.passed]}")
     st.dataframe(
         _checks_frame(feature), hide_index=True, width="stretch", column_config={"value": RATE}
     )
     st.plotly_chart(disparity_figure(feature), width="stretch")
-    st.plotly_chart(group_rates_figure(feature, report.overall), width="stretch")
-    rate_columns = ["selection_rate", "tpr", "fpr", "precision", "accuracy"]
+    if isinstance(feature, RegressionFeatureResult):
+        st.plotly_chart(group_values_figure(feature, report.overall), width="stretch")
+    else:
+        st.plotly_chart(group_rates_figure(feature, report.overall), width="stretch")
     st.dataframe(
         _groups_frame(feature, report),
         hide_index=True,
         width="stretch",
-        column_config={name: RATE for name in rate_columns},
+        column_config={name: RATE for name in report.group_fields},
     )
 
 
@@ -147,11 +157,19 @@ message = (
 )
 {True: st.success, False: st.error, None: st.info}[report.passed](message)
 config = report.config
-decision = f"{config.score} ≥ {config.threshold:g}" if config.score else f"{config.prediction} = 1"
+if config.task == "regression":
+    decision = f"predicted value {config.prediction} against label {config.label}"
+elif config.score:
+    decision = f"decision {config.score} ≥ {config.threshold:g}"
+else:
+    decision = f"decision {config.prediction} = {config.positive_label}"
 st.caption(
-    f"Source: {review.evidence.source}. {report.n_rows:,} rows; decision {decision}; "
-    f"groups under {config.min_group_size} rows are left out of the disparities."
+    plain(
+        f"Source: {review.evidence.source}. {report.n_rows:,} rows; {decision}; "
+        f"groups under {config.min_group_size} rows are left out of the disparities."
+    )
 )
+st.caption(plain(f"Task: {review.evidence.task_reason or report.task}."))
 if report.notes:
     st.warning("\n".join(f"- {note}" for note in report.notes))
 
@@ -197,7 +215,7 @@ else:
         st.plotly_chart(
             comparison_figure(
                 comparison.rows,
-                feature.name,
+                feature,
                 comparison.candidate_version,
                 comparison.champion_version,
             ),

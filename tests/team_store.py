@@ -15,6 +15,7 @@ Nothing here imports the panel. The store holds what the panel meets in the wild
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +172,10 @@ def build_team_store(folder: Path) -> TeamStore:
     datasets = folder / "datasets"
     datasets.mkdir(exist_ok=True)
     tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
-    previous_uri = mlflow.get_tracking_uri()
+    # mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI in the environment, which would
+    # point every later panel and CLI process of the session at this store or the default.
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    previous_uri = mlflow.get_tracking_uri() if saved_env else None
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     artifacts = (folder / "artifacts").as_uri()
@@ -181,6 +185,7 @@ def build_team_store(folder: Path) -> TeamStore:
             return _build(client, folder, datasets, tracking_uri, artifacts)
     finally:
         mlflow.sklearn.autolog(disable=True)
+        # None unsets the variable again when it was not set before.
         mlflow.set_tracking_uri(previous_uri)
 
 

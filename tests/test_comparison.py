@@ -265,6 +265,24 @@ def test_cli_compares_versions_as_a_table_or_csv(
         ("compression_ratio", "higher"),
         ("roc_auc", "higher"),
         ("val_log_loss", "lower"),
+        # Regressors, by their short names and by the names mlflow.evaluate logs.
+        ("rmse", "lower"),
+        ("mae", "lower"),
+        ("mse", "lower"),
+        ("mape", "lower"),
+        ("r2", "higher"),
+        ("r2_score", "higher"),
+        ("mean_squared_error", "lower"),
+        ("root_mean_squared_error", "lower"),
+        ("mean_absolute_error", "lower"),
+        ("mean_absolute_percentage_error", "lower"),
+        ("max_error", "lower"),
+        ("absolute_error/mean", "lower"),
+        ("mean_on_target", "higher"),
+        # Regression fairness: differences are lower, ratios between groups closer to one.
+        ("mae_difference", "lower"),
+        ("mean_prediction_ratio", "closer_to_one"),
+        ("fairness.neighborhood.rmse_ratio", "closer_to_one"),
     ],
 )
 def test_every_metric_has_one_direction(metric: str, direction: str) -> None:

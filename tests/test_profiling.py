@@ -27,6 +27,7 @@ from mlops_core.evidence.profiling import (
     profile_frame,
 )
 from mlops_core.evidence.schema_check import check_schema, signature_inputs_for_version
+from mlops_core.policy import parse_policy
 from mlops_core.stores.sources import as_loaded
 
 NOW = datetime(2026, 10, 12, 9, 0)
@@ -189,6 +190,31 @@ def test_clean_log_fits_and_bookkeeping_columns_can_be_ignored(
     }
     assert {p.kind for p in strict.problems} == {"unexpected_column"}
     assert check_schema(log.assign(extra=1), inputs, allow_extra=True).ok
+
+
+def test_the_policys_own_columns_are_ignored_under_any_name(
+    registered_model: MlflowClient,
+) -> None:
+    """A team's log names its bookkeeping columns its own way; the policy says which."""
+    inputs = signature_inputs_for_version(registered_model, "m", 1)
+    data = parse_policy(
+        """
+[defaults.data]
+timestamp_column = "scored_at"
+label_column = "churned"
+score_column = "churn_probability"
+prediction_column = "will_churn"
+id_column = "request_id"
+ignore_columns = []
+""",
+        "test",
+    ).defaults.data
+    log = _clean().rename(columns={"timestamp": "scored_at"})
+    log = log.assign(churned=1, churn_probability=0.7, will_churn=1, request_id="r-1")
+    assert check_schema(log, inputs, ignore=data.bookkeeping_columns).ok
+    # Anything else is still reported.
+    report = check_schema(log.assign(score=0.1), inputs, ignore=data.bookkeeping_columns)
+    assert [(p.kind, p.column) for p in report.problems] == [("unexpected_column", "score")]
 
 
 def test_missing_and_unexpected_columns_are_named(registered_model: MlflowClient) -> None:

@@ -15,10 +15,9 @@ from mlops_core.commands.token_auth import add_token_arguments, token_actor
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.evidence.fairness import (
-    DISPARITY_METRICS,
     FairnessConfig,
     FairnessReport,
-    GroupMetrics,
+    FeatureResult,
     evaluate_fairness,
 )
 from mlops_core.evidence.fairness_evidence import (
@@ -29,13 +28,14 @@ from mlops_core.evidence.fairness_evidence import (
     resolve_version,
     worst_check,
 )
-from mlops_core.policy import FairnessPolicy, load_policy
+from mlops_core.evidence.regression_fairness import RegressionFeatureResult
+from mlops_core.policy import FAIRNESS_METRICS, FairnessPolicy, load_policy
 from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import load_file
 
 EXIT_OK, EXIT_FAILED = 0, 1
-_DATA_ONLY = ("label", "pred", "score", "threshold", "max", "min_group_size")
+_DATA_ONLY = ("label", "pred", "score", "threshold", "max", "min_group_size", "task")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,9 +69,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="compute with the policy's settings and store the evidence on the version's run",
     )
     parser.add_argument("--label", metavar="COL", help="true label column (with --data)")
+    parser.add_argument(
+        "--task",
+        choices=["classification", "regression"],
+        help="a regressor's fairness compares mean predictions, mean labels, MAE and RMSE "
+        "between groups, its --pred holding the predicted value (with --data; default "
+        "classification; with --model the policy's task, else the detected one)",
+    )
     decision = parser.add_mutually_exclusive_group()
     decision.add_argument(
-        "--pred", metavar="COL", help="predicted class column (two values, see --positive-label)"
+        "--pred",
+        metavar="COL",
+        help="predicted class column (two values, see --positive-label), or a regressor's "
+        "predicted value",
     )
     decision.add_argument("--score", metavar="COL", help="score column, thresholded")
     parser.add_argument(
@@ -100,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="METRIC=VALUE",
         action="append",
         help="a disparity threshold, repeatable (default: the policy's [defaults.fairness]); "
-        "demographic_parity_ratio is a minimum",
+        "differences are maxima, ratios (demographic_parity_ratio, mae_ratio, ...) minima",
     )
     parser.add_argument(
         "--min-group-size", type=int, help="smaller groups are left out of the disparities"
@@ -128,7 +138,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         evidence, subject = _data_evidence(args, settings)
     report = evidence.report
     if args.json:
-        print_json({**subject, "source": evidence.source, **report.to_dict()})
+        task = {"task_reason": evidence.task_reason} if evidence.task_reason else {}
+        print_json({**subject, "source": evidence.source, **task, **report.to_dict()})
     else:
         _print_report(subject, evidence)
     return EXIT_FAILED if report.passed is False else EXIT_OK
@@ -186,7 +197,7 @@ def _parse_limits(values: list[str]) -> dict[str, float]:
         except ValueError:
             raise InvalidInput(
                 f"--max {value!r} is not METRIC=VALUE, e.g. --max demographic_parity_difference=0.1"
-                f"; metrics: {', '.join(DISPARITY_METRICS)}."
+                f"; metrics: {', '.join(FAIRNESS_METRICS)}."
             ) from None
     return limits
 
@@ -219,6 +230,7 @@ def _data_evidence(
             defaults.min_group_size if args.min_group_size is None else args.min_group_size
         ),
         max_disparity=_parse_limits(args.max) if args.max else dict(defaults.thresholds),
+        task=args.task or "classification",
     )
     loaded = load_file(args.data)
     evidence = FairnessEvidence(
@@ -239,6 +251,8 @@ def _verdict(passed: bool | None) -> str:
 
 
 def _decision(config: FairnessConfig) -> str:
+    if config.task == "regression":
+        return f"predicted value {config.prediction}"
     if config.score is not None:
         return f"{config.score} >= {config.threshold:g}"
     return f"{config.prediction} == {config.positive_label!r}"
@@ -248,8 +262,10 @@ def _print_report(subject: dict[str, str], evidence: FairnessEvidence) -> None:
     report = evidence.report
     config = report.config
     name = f"{subject['model']} v{subject['version']}" if "model" in subject else subject["data"]
-    print(f"Fairness of {name}")
+    print(f"Fairness of {name} ({report.task})")
     print(f"  {evidence.source}")
+    if evidence.task_reason:
+        print(f"  task: {evidence.task_reason}")
     print(
         f"  {report.n_rows:,} rows; label {config.label}; decision {_decision(config)}; "
         f"groups under {config.min_group_size} rows are left out of the disparities"
@@ -264,27 +280,38 @@ def _print_report(subject: dict[str, str], evidence: FairnessEvidence) -> None:
                 f"{checks[metric].bound} {checks[metric].threshold:g}" if metric in checks else "-",
                 _verdict(checks[metric].passed) if metric in checks else "",
             ]
-            for metric in DISPARITY_METRICS
+            for metric in report.metrics
         ]
         print(table(["disparity", "value", "threshold", "result"], rows))
         print()
-        print(_groups_table(feature.groups, report))
+        print(_groups_table(feature, report))
     for note in report.notes:
         print(f"note: {note}")
     print(f"\n{_conclusion(report)}")
 
 
-def _groups_table(groups: list[GroupMetrics], report: FairnessReport) -> str:
+GROUP_HEADINGS = {
+    "selection_rate": "selection",
+    "tpr": "TPR",
+    "fpr": "FPR",
+    "mean_prediction": "mean prediction",
+    "mean_label": "mean label",
+    "mae": "MAE",
+    "rmse": "RMSE",
+}
+
+
+def _groups_table(feature: FeatureResult | RegressionFeatureResult, report: FairnessReport) -> str:
+    fields = report.group_fields
     rows = [
         [
             g.group + (" (too small)" if g.insufficient_data else ""),
             f"{g.count:,}",
-            *[_number(getattr(g, rate)) for rate in ("selection_rate", "tpr", "fpr", "precision")],
-            _number(g.accuracy),
+            *[_number(getattr(g, name)) for name in fields],
         ]
-        for g in [*groups, report.overall]
+        for g in [*feature.groups, report.overall]
     ]
-    return table(["group", "rows", "selection", "TPR", "FPR", "precision", "accuracy"], rows)
+    return table(["group", "rows", *[GROUP_HEADINGS.get(f, f) for f in fields]], rows)
 
 
 def _conclusion(report: FairnessReport) -> str:

@@ -1,4 +1,6 @@
-"""Group fairness metrics for a binary classifier's evaluation set.
+"""Group fairness metrics for a binary classifier's evaluation set (a regressor's, with
+``FairnessConfig(task="regression")``, are in `regression_fairness`; both make one
+`FairnessReport`).
 
 The numbers are those of ``fairlearn.metrics`` (``MetricFrame`` with ``selection_rate``,
 ``true_positive_rate``, ``false_positive_rate``, scikit-learn's ``precision_score`` and
@@ -49,7 +51,6 @@ Pass / fail
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -58,14 +59,53 @@ import pandas as pd
 
 from mlops_core.errors import InvalidInput
 
-DISPARITY_METRICS = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equal_opportunity_difference",
+# The shared names stay importable from here, where callers have always found them.
+from mlops_core.evidence.fairness_groups import (
+    INTERSECTION_SEPARATOR as INTERSECTION_SEPARATOR,
 )
-# A ratio is 1 when groups are alike, so its threshold is the least acceptable value.
-MINIMUM_METRICS = frozenset({"demographic_parity_ratio"})
+from mlops_core.evidence.fairness_groups import (
+    MINIMUM_METRICS as MINIMUM_METRICS,
+)
+from mlops_core.evidence.fairness_groups import (
+    MISSING_GROUP as MISSING_GROUP,
+)
+from mlops_core.evidence.fairness_groups import (
+    OVERALL_GROUP,
+    DisparityCheck,
+    Encoded,
+    FairnessConfig,
+    check,
+    check_common_config,
+    check_frame,
+    check_no_missing,
+    combine,
+    control_note,
+    encode,
+    is_finite_number,
+    json_number,
+    min_over_max,
+    number_from_json,
+    rate,
+    sample,
+    sensitive_codes,
+    spread,
+    weights_of,
+    within_control_levels,
+)
+from mlops_core.evidence.regression_fairness import (
+    RegressionFeatureResult,
+    RegressionGroupMetrics,
+    evaluate_regression,
+    regression_feature_from_dict,
+    regression_group_from_dict,
+)
+from mlops_core.policy import (
+    CLASSIFICATION_FAIRNESS_METRICS,
+    REGRESSION_FAIRNESS_METRICS,
+    REGRESSION_GROUP_METRICS,
+)
+
+DISPARITY_METRICS = CLASSIFICATION_FAIRNESS_METRICS
 # The rate each disparity compares: its name, the GroupMetrics field, why a group lacks it.
 _RATE_OF = {
     "demographic_parity_difference": ("selection rate", "selection_rate", "no rows"),
@@ -74,32 +114,6 @@ _RATE_OF = {
     "equalized_odds_difference": ("TPR or FPR", "tpr", "no positive labels"),
 }
 _METRIC_LIST = ", ".join(DISPARITY_METRICS)
-MISSING_GROUP = "(missing)"
-OVERALL_GROUP = "(overall)"
-INTERSECTION_SEPARATOR = "&"
-# Rates come from float division of counts; a gap that equals the limit in decimal must not
-# fail because of the last bit.
-_TOLERANCE = 1e-12
-
-
-@dataclass(kw_only=True)
-class FairnessConfig:
-    """What to read from the evaluation frame and which disparities are acceptable."""
-
-    label: str
-    sensitive: list[str]
-    prediction: str | None = None
-    score: str | None = None
-    threshold: float = 0.5
-    min_group_size: int = 50
-    max_disparity: dict[str, float] = field(default_factory=dict)
-    positive_label: int | str | bool = 1
-    # A column of sample weights: rates become weighted rates, as with Fairlearn's
-    # `sample_params={"sample_weight": ...}`; group counts and min_group_size stay row counts.
-    weight: str | None = None
-    # A control column: each disparity is computed within each of its levels, as Fairlearn's
-    # MetricFrame(control_features=...) does, and the feature reports the worst level.
-    control: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,20 +128,6 @@ class GroupMetrics:
     precision: float
     accuracy: float
     insufficient_data: bool
-
-
-@dataclass(frozen=True)
-class DisparityCheck:
-    """One threshold applied to one disparity; ``passed`` is None when the value is undefined."""
-
-    metric: str
-    value: float
-    threshold: float
-    passed: bool | None
-
-    @property
-    def bound(self) -> str:
-        return "min" if self.metric in MINIMUM_METRICS else "max"
 
 
 @dataclass
@@ -145,6 +145,8 @@ class FeatureResult:
     # With a control column: each disparity per control level (the fields above hold the
     # worst level's value).
     by_control: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    metrics = DISPARITY_METRICS
 
     @property
     def insufficient_groups(self) -> list[str]:
@@ -178,14 +180,28 @@ class FeatureResult:
 class FairnessReport:
     """Results per feature; ``passed`` is None when no check could be evaluated."""
 
-    features: list[FeatureResult]
+    features: list[FeatureResult] | list[RegressionFeatureResult]
     passed: bool | None
     n_rows: int
     config: FairnessConfig
     notes: list[str]
-    overall: GroupMetrics
+    overall: GroupMetrics | RegressionGroupMetrics
 
-    def feature(self, name: str) -> FeatureResult:
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The disparities this report holds for each feature, in display order."""
+        return REGRESSION_FAIRNESS_METRICS if self.task == "regression" else DISPARITY_METRICS
+
+    @property
+    def group_fields(self) -> tuple[str, ...]:
+        """The per-group values, after the group's name and row count."""
+        return REGRESSION_GROUP_METRICS if self.task == "regression" else RATE_FIELDS
+
+    def feature(self, name: str) -> FeatureResult | RegressionFeatureResult:
         for result in self.features:
             if result.name == name:
                 return result
@@ -196,6 +212,7 @@ class FairnessReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; undefined numbers become None."""
         return {
+            "task": self.task,
             "features": {f.name: _feature_to_dict(f) for f in self.features},
             "passed": self.passed,
             "n_rows": self.n_rows,
@@ -207,13 +224,17 @@ class FairnessReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FairnessReport:
         try:
+            config = FairnessConfig(**data["config"])
+            regression = config.task == "regression"
+            read_feature = regression_feature_from_dict if regression else _feature_from_dict
+            read_group = regression_group_from_dict if regression else _group_from_dict
             return cls(
-                features=[_feature_from_dict(n, d) for n, d in data["features"].items()],
+                features=[read_feature(n, d) for n, d in data["features"].items()],
                 passed=data["passed"],
                 n_rows=int(data["n_rows"]),
-                config=FairnessConfig(**data["config"]),
+                config=config,
                 notes=list(data["notes"]),
-                overall=_group_from_dict(data["overall"]),
+                overall=read_group(data["overall"]),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(
@@ -227,34 +248,37 @@ def evaluate_fairness(df: pd.DataFrame, config: FairnessConfig) -> FairnessRepor
     With two or more sensitive features, their intersection is evaluated as one more
     feature named e.g. ``gender&age_band``.
     """
+    check_frame(df, config)
+    if config.task == "regression":
+        features, overall, notes = evaluate_regression(df, config)
+        return FairnessReport(
+            features=list(features),
+            passed=combine([f.passed for f in features]),
+            n_rows=len(df),
+            config=config,
+            notes=notes,
+            overall=overall,
+        )
     _check_config(config)
-    _check_frame(df, config)
     actual = _binary_mask(df[config.label], "Label", config.positive_label)
     predicted = _predicted_mask(df, config)
     # One small integer per row, so a single bincount per feature yields the confusion counts.
     outcome = actual.astype(np.int8) * 2 + predicted.astype(np.int8)
-    weights = None if config.weight is None else _weights(df[config.weight])
-
-    encoded = [_encode(df[name]) for name in config.sensitive]
-    if len(encoded) > 1:
-        encoded.append(_intersect(encoded, INTERSECTION_SEPARATOR.join(config.sensitive)))
+    weights = None if config.weight is None else weights_of(df[config.weight])
 
     notes = _global_notes(predicted, config)
-    control = None if config.control is None else _encode(df[config.control])
+    control = None if config.control is None else encode(df[config.control])
     features = []
-    for feature in encoded:
+    for feature in sensitive_codes(df, config):
         result, feature_notes = _evaluate_feature(feature, outcome, weights, config)
         if control is not None:
             result = _within_control_levels(result, feature, control, outcome, weights, config)
-            feature_notes.append(
-                f"{feature.name}: disparities are computed within each level of "
-                f"{config.control} ({len(result.by_control)} levels); the worst level is checked."
-            )
+            feature_notes.append(control_note(feature.name, config, len(result.by_control)))
         features.append(result)
         notes.extend(feature_notes)
     return FairnessReport(
         features=features,
-        passed=_combine([f.passed for f in features]),
+        passed=combine([f.passed for f in features]),
         n_rows=len(df),
         config=config,
         notes=notes,
@@ -266,59 +290,14 @@ def evaluate_fairness(df: pd.DataFrame, config: FairnessConfig) -> FairnessRepor
 
 
 def _check_config(config: FairnessConfig) -> None:
-    sensitive = config.sensitive
-    if isinstance(sensitive, str) or not sensitive:
-        raise InvalidInput("Name at least one sensitive column, as a list (e.g. ['gender']).")
-    duplicates = sorted({c for c in sensitive if sensitive.count(c) > 1})
-    if duplicates:
-        raise InvalidInput(f"Sensitive columns are listed more than once: {duplicates}.")
+    check_common_config(config, DISPARITY_METRICS)
     if (config.prediction is None) == (config.score is None):
         raise InvalidInput(
             "Give exactly one of a prediction column (predicted class) or a score column "
             f"(with a threshold); got prediction={config.prediction!r}, score={config.score!r}."
         )
-    if config.score is not None and not _is_finite_number(config.threshold):
+    if config.score is not None and not is_finite_number(config.threshold):
         raise InvalidInput(f"The decision threshold must be a number, not {config.threshold!r}.")
-    if isinstance(config.min_group_size, bool) or not isinstance(config.min_group_size, int):
-        raise InvalidInput(f"min_group_size must be an integer, not {config.min_group_size!r}.")
-    if config.min_group_size < 1:
-        raise InvalidInput(f"min_group_size must be at least 1, not {config.min_group_size}.")
-    for metric, limit in config.max_disparity.items():
-        if metric not in DISPARITY_METRICS:
-            raise InvalidInput(
-                f"Unknown disparity metric {metric!r} in max_disparity; use {_METRIC_LIST}."
-            )
-        if not _is_finite_number(limit) or limit < 0:
-            raise InvalidInput(f"The threshold for {metric} must be a number >= 0, not {limit!r}.")
-
-
-def _is_finite_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float | np.number)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
-
-
-def _check_frame(df: pd.DataFrame, config: FairnessConfig) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise InvalidInput(f"Fairness needs a pandas DataFrame, not {type(df).__name__}.")
-    if len(df) == 0:
-        raise InvalidInput("The evaluation data is empty (0 rows); there is nothing to evaluate.")
-    roles = [("Label", config.label), ("Prediction", config.prediction), ("Score", config.score)]
-    roles += [("Weight", config.weight), ("Control", config.control)]
-    roles += [("Sensitive", name) for name in config.sensitive]
-    for role, column in roles:
-        if column is not None and column not in df.columns:
-            raise InvalidInput(
-                f"{role} column {column!r} is not in the data; columns are: {_column_list(df)}."
-            )
-
-
-def _column_list(df: pd.DataFrame, limit: int = 20) -> str:
-    names = [str(c) for c in df.columns[:limit]]
-    more = len(df.columns) - limit
-    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
 
 
 def _predicted_mask(df: pd.DataFrame, config: FairnessConfig) -> np.ndarray:
@@ -336,17 +315,17 @@ def _binary_mask(column: pd.Series, role: str, positive_label: object) -> np.nda
     Any two values work (0/1, False/True, -1/1, "no"/"yes"), as with Fairlearn's
     `pos_label`: the positive label says which one is favourable.
     """
-    _check_no_missing(column, role)
+    check_no_missing(column, role)
     values = column.to_numpy()
     classes = pd.unique(values)
     if len(classes) > 2:
         raise InvalidInput(
             f"{role} column {column.name!r} must be binary but has {len(classes)} distinct "
-            f"values: {_sample(classes)}."
+            f"values: {sample(classes)}."
         )
     if len(classes) == 2 and positive_label not in set(classes):
         raise InvalidInput(
-            f"{role} column {column.name!r} holds {_sample(classes)}, neither of which is the "
+            f"{role} column {column.name!r} holds {sample(classes)}, neither of which is the "
             f"positive label {positive_label!r}: set positive_label (policy fairness."
             "positive_label, CLI --positive-label) to the favourable value."
         )
@@ -359,7 +338,7 @@ def _check_same_classes(label: pd.Series, prediction: pd.Series, config: Fairnes
     if len(classes) > 2:
         raise InvalidInput(
             f"Label column {label.name!r} and prediction column {prediction.name!r} use "
-            f"different class values: together {_sample(list(classes))}."
+            f"different class values: together {sample(list(classes))}."
         )
 
 
@@ -369,79 +348,11 @@ def _score_mask(column: pd.Series, threshold: float) -> np.ndarray:
             f"Score column {column.name!r} must be numeric (e.g. a probability), "
             f"but its type is {column.dtype}."
         )
-    _check_no_missing(column, "Score")
+    check_no_missing(column, "Score")
     return column.to_numpy(dtype=float) >= threshold
 
 
-def _check_no_missing(column: pd.Series, role: str) -> None:
-    missing = int(column.isna().sum())
-    if missing:
-        raise InvalidInput(
-            f"{role} column {column.name!r} has {missing} missing value(s); "
-            "drop or fill those rows first."
-        )
-
-
-def _sample(values: Sequence[object] | np.ndarray, limit: int = 5) -> str:
-    shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in values[:limit])
-    return shown + (", ..." if len(values) > limit else "")
-
-
 # --- computation ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Encoded:
-    """A sensitive feature as one integer code per row; labels[code] names the group."""
-
-    name: str
-    codes: np.ndarray
-    labels: list[str]
-
-
-def _encode(column: pd.Series) -> _Encoded:
-    # Recoding the -1 sentinel ourselves is about twice as fast on strings as
-    # use_na_sentinel=False, which runs a separate isna pass over the column.
-    codes, uniques = pd.factorize(column, sort=True)
-    labels = [str(u) for u in uniques]
-    if codes.min() < 0:
-        if MISSING_GROUP in labels:
-            raise InvalidInput(
-                f"Sensitive column {column.name!r} has missing values and also the value "
-                f"{MISSING_GROUP!r}, so the two could not be told apart; rename that value."
-            )
-        codes = np.where(codes < 0, len(labels), codes)
-        labels.append(MISSING_GROUP)
-    return _Encoded(str(column.name), codes, labels)
-
-
-def _intersect(features: list[_Encoded], name: str) -> _Encoded:
-    codes, labels = features[0].codes, features[0].labels
-    for other in features[1:]:
-        width = len(other.labels)
-        combined = codes * width + other.codes
-        product = len(labels) * width
-        # Renumber once the cartesian product outgrows the data, so bincount stays small
-        # (and codes * width cannot overflow at the next step).
-        if product > len(combined):
-            combined, present = pd.factorize(combined, sort=True)
-        else:
-            present = np.arange(product)
-        labels = [
-            f"{labels[k // width]}{INTERSECTION_SEPARATOR}{other.labels[k % width]}"
-            for k in present
-        ]
-        codes = combined
-    return _Encoded(name, codes, labels)
-
-
-def _weights(column: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
-    if not np.isfinite(values).all() or (values < 0).any():
-        raise InvalidInput(
-            f"Weight column {column.name!r} must hold finite numbers >= 0 in every row."
-        )
-    return values
 
 
 def _confusion_counts(
@@ -451,12 +362,6 @@ def _confusion_counts(
     outcome = 2 * actual + predicted."""
     flat = np.bincount(codes * 4 + outcome, weights=weights, minlength=n_groups * 4)
     return flat.reshape(n_groups, 4)
-
-
-def _rate(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    out = np.full(numerator.shape, np.nan)
-    np.divide(numerator, denominator, out=out, where=denominator > 0)
-    return out
 
 
 @dataclass(frozen=True)
@@ -475,61 +380,28 @@ def _group_rates(confusion: np.ndarray, counts: np.ndarray) -> _GroupRates:
     n = confusion.sum(axis=1)
     return _GroupRates(
         counts=counts,
-        selection_rate=_rate(tp + fp, n),
-        tpr=_rate(tp, tp + fn),
-        fpr=_rate(fp, fp + tn),
-        precision=_rate(tp, tp + fp),
-        accuracy=_rate(tp + tn, n),
+        selection_rate=rate(tp + fp, n),
+        tpr=rate(tp, tp + fn),
+        fpr=rate(fp, fp + tn),
+        precision=rate(tp, tp + fp),
+        accuracy=rate(tp + tn, n),
     )
 
 
-def _spread(values: np.ndarray) -> float:
-    # A disparity compares groups: with fewer than two defined it is undefined, not 0
-    # (Fairlearn returns 0 for one group, and a maximum threshold would then pass).
-    defined = values[~np.isnan(values)]
-    return float(defined.max() - defined.min()) if len(defined) >= 2 else math.nan
-
-
-def _min_over_max(values: np.ndarray) -> float:
-    defined = values[~np.isnan(values)]
-    if len(defined) < 2 or defined.max() == 0:
-        return math.nan
-    return float(defined.min() / defined.max())
-
-
 def _disparities(rates: _GroupRates, included: np.ndarray) -> dict[str, float]:
-    tpr_gap = _spread(rates.tpr[included])
-    fpr_gap = _spread(rates.fpr[included])
+    tpr_gap = spread(rates.tpr[included])
+    fpr_gap = spread(rates.fpr[included])
     gaps = [g for g in (tpr_gap, fpr_gap) if not math.isnan(g)]
     return {
-        "demographic_parity_difference": _spread(rates.selection_rate[included]),
-        "demographic_parity_ratio": _min_over_max(rates.selection_rate[included]),
+        "demographic_parity_difference": spread(rates.selection_rate[included]),
+        "demographic_parity_ratio": min_over_max(rates.selection_rate[included]),
         "equalized_odds_difference": max(gaps) if gaps else math.nan,
         "equal_opportunity_difference": tpr_gap,
     }
 
 
-def _check(metric: str, value: float, limit: float) -> DisparityCheck:
-    if math.isnan(value):
-        passed = None
-    elif metric in MINIMUM_METRICS:
-        passed = value >= limit - _TOLERANCE
-    else:
-        passed = value <= limit + _TOLERANCE
-    return DisparityCheck(metric=metric, value=value, threshold=float(limit), passed=passed)
-
-
-def _combine(outcomes: list[bool | None]) -> bool | None:
-    """False if anything failed, None if nothing was evaluated, else True."""
-    if any(o is False for o in outcomes):
-        return False
-    if all(o is None for o in outcomes):
-        return None
-    return True
-
-
 def _evaluate_feature(
-    feature: _Encoded, outcome: np.ndarray, weights: np.ndarray | None, config: FairnessConfig
+    feature: Encoded, outcome: np.ndarray, weights: np.ndarray | None, config: FairnessConfig
 ) -> tuple[FeatureResult, list[str]]:
     rows = np.bincount(feature.codes, minlength=len(feature.labels))
     # Combinations of values that never occur together are not groups.
@@ -541,55 +413,39 @@ def _evaluate_feature(
     rates = _group_rates(confusion, rows)
     included = rates.counts >= config.min_group_size
     disparities = _disparities(rates, included)
-    checks = [_check(m, disparities[m], limit) for m, limit in config.max_disparity.items()]
+    checks = [check(m, disparities[m], limit) for m, limit in config.max_disparity.items()]
     result = FeatureResult(
         name=feature.name,
         groups=_group_list(labels, rates, included),
         checks=checks,
-        passed=_combine([c.passed for c in checks]),
+        passed=combine([c.passed for c in checks]),
         **disparities,
     )
     return result, _feature_notes(result, rates, included, config)
 
 
-def _worst(metric: str, values: list[float]) -> float:
-    defined = [v for v in values if not math.isnan(v)]
-    if not defined:
-        return math.nan
-    return min(defined) if metric in MINIMUM_METRICS else max(defined)
-
-
 def _within_control_levels(
     result: FeatureResult,
-    feature: _Encoded,
-    control: _Encoded,
+    feature: Encoded,
+    control: Encoded,
     outcome: np.ndarray,
     weights: np.ndarray | None,
     config: FairnessConfig,
 ) -> FeatureResult:
-    """The feature's disparities within each control level; the worst level is checked.
+    """The feature's disparities within each control level; the worst level is checked."""
 
-    A difference between groups that only reflects a difference between control levels
-    (say, regions with different base rates) does not count against the model.
-    """
-    by_control: dict[str, dict[str, float]] = {}
-    for code, level in enumerate(control.labels):
-        rows = control.codes == code
-        if not rows.any():
-            continue
-        within = _Encoded(feature.name, feature.codes[rows], feature.labels)
-        level_result, _ = _evaluate_feature(
-            within, outcome[rows], None if weights is None else weights[rows], config
-        )
-        by_control[level] = {m: level_result.disparity(m) for m in DISPARITY_METRICS}
-    worst = {m: _worst(m, [d[m] for d in by_control.values()]) for m in DISPARITY_METRICS}
-    checks = [_check(m, worst[m], limit) for m, limit in config.max_disparity.items()]
+    def disparities(within: Encoded, rows: np.ndarray) -> dict[str, float]:
+        level_weights = None if weights is None else weights[rows]
+        level, _ = _evaluate_feature(within, outcome[rows], level_weights, config)
+        return {m: level.disparity(m) for m in DISPARITY_METRICS}
+
+    levels = within_control_levels(feature, control, DISPARITY_METRICS, config, disparities)
     return replace(
         result,
-        checks=checks,
-        passed=_combine([c.passed for c in checks]),
-        by_control=by_control,
-        **worst,
+        checks=levels.checks,
+        passed=combine([c.passed for c in levels.checks]),
+        by_control=levels.by_level,
+        **levels.worst,
     )
 
 
@@ -667,7 +523,7 @@ def _undefined_rate_notes(
     name: str, groups: list[GroupMetrics], rates: _GroupRates, included: np.ndarray
 ) -> list[str]:
     notes = []
-    for rate, values, reason, used_in in (
+    for name_of_rate, values, reason, used_in in (
         ("TPR", rates.tpr, "no positive labels", "equal opportunity and equalized odds"),
         ("FPR", rates.fpr, "no negative labels", "equalized odds"),
     ):
@@ -678,7 +534,7 @@ def _undefined_rate_notes(
         ]
         if undefined:
             notes.append(
-                f"{name}: {rate} is undefined for {', '.join(undefined)} ({reason}); "
+                f"{name}: {name_of_rate} is undefined for {', '.join(undefined)} ({reason}); "
                 f"left out of {used_in}."
             )
     return notes
@@ -687,24 +543,16 @@ def _undefined_rate_notes(
 # --- JSON -----------------------------------------------------------------------------------
 
 
-def _json_number(value: float) -> float | None:
-    return None if math.isnan(value) else value
+RATE_FIELDS = ("selection_rate", "tpr", "fpr", "precision", "accuracy")
 
 
-def _number_from_json(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
-_RATE_FIELDS = ("selection_rate", "tpr", "fpr", "precision", "accuracy")
-
-
-def _feature_to_dict(result: FeatureResult) -> dict[str, Any]:
-    data: dict[str, Any] = {m: _json_number(result.disparity(m)) for m in DISPARITY_METRICS}
+def _feature_to_dict(result: FeatureResult | RegressionFeatureResult) -> dict[str, Any]:
+    data: dict[str, Any] = {m: json_number(result.disparity(m)) for m in result.metrics}
     data["passed"] = result.passed
     data["checks"] = [
         {
             "metric": c.metric,
-            "value": _json_number(c.value),
+            "value": json_number(c.value),
             "threshold": c.threshold,
             "bound": c.bound,
             "passed": c.passed,
@@ -715,26 +563,22 @@ def _feature_to_dict(result: FeatureResult) -> dict[str, Any]:
     data["groups"] = [_group_to_dict(g) for g in result.groups]
     if result.by_control:
         data["by_control"] = {
-            level: {m: _json_number(v) for m, v in values.items()}
+            level: {m: json_number(v) for m, v in values.items()}
             for level, values in result.by_control.items()
         }
     return data
 
 
-def _group_to_dict(group: GroupMetrics) -> dict[str, Any]:
-    return {
-        "group": group.group,
-        "count": group.count,
-        **{f: _json_number(getattr(group, f)) for f in _RATE_FIELDS},
-        "insufficient_data": group.insufficient_data,
-    }
+def _group_to_dict(group: GroupMetrics | RegressionGroupMetrics) -> dict[str, Any]:
+    # Rates and errors are the float fields; an undefined one becomes None.
+    return {k: json_number(v) if isinstance(v, float) else v for k, v in asdict(group).items()}
 
 
 def _group_from_dict(data: dict[str, Any]) -> GroupMetrics:
     return GroupMetrics(
         group=data["group"],
         count=int(data["count"]),
-        **{f: _number_from_json(data[f]) for f in _RATE_FIELDS},
+        **{f: number_from_json(data[f]) for f in RATE_FIELDS},
         insufficient_data=bool(data["insufficient_data"]),
     )
 
@@ -746,7 +590,7 @@ def _feature_from_dict(name: str, data: dict[str, Any]) -> FeatureResult:
         checks=[
             DisparityCheck(
                 metric=c["metric"],
-                value=_number_from_json(c["value"]),
+                value=number_from_json(c["value"]),
                 threshold=float(c["threshold"]),
                 passed=c["passed"],
             )
@@ -754,8 +598,8 @@ def _feature_from_dict(name: str, data: dict[str, Any]) -> FeatureResult:
         ],
         passed=data["passed"],
         by_control={
-            level: {m: _number_from_json(v) for m, v in values.items()}
+            level: {m: number_from_json(v) for m, v in values.items()}
             for level, values in data.get("by_control", {}).items()
         },
-        **{m: _number_from_json(data[m]) for m in DISPARITY_METRICS},
+        **{m: number_from_json(data[m]) for m in DISPARITY_METRICS},
     )

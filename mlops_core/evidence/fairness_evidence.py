@@ -37,7 +37,6 @@ from requests.exceptions import RequestException
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput, MlopsError, NotFound, RegistryUnavailable
 from mlops_core.evidence.fairness import (
-    DISPARITY_METRICS,
     INTERSECTION_SEPARATOR,
     MINIMUM_METRICS,
     DisparityCheck,
@@ -45,12 +44,14 @@ from mlops_core.evidence.fairness import (
     FairnessReport,
     evaluate_fairness,
 )
+from mlops_core.evidence.task import detect_task
 from mlops_core.identity import Actor
 from mlops_core.people.access import require_evidence_writer
 from mlops_core.policy import (
     Direction,
     FairnessPolicy,
     ModelPolicy,
+    Task,
     goodness,
     load_policy,
     metric_direction,
@@ -69,6 +70,8 @@ ARTIFACT_PREFIX = "artifact:"
 EXTERNAL = "external evidence (not produced by the panel)"
 # Columns with more distinct values than this are identifiers or measurements, not groups.
 MAX_SENSITIVE_VALUES = 50
+# Whole numbers are group codes (0/1 flags, bands) only when there are this few of them.
+MAX_INTEGER_GROUPS = 10
 
 
 class FairnessEvidence(NamedTuple):
@@ -76,6 +79,8 @@ class FairnessEvidence(NamedTuple):
 
     report: FairnessReport
     source: str
+    # How the model was taken for a classifier or a regressor (evidence.task).
+    task_reason: str = ""
 
 
 # --- settings and data ----------------------------------------------------------------------
@@ -85,16 +90,34 @@ def fairness_config(
     policy: ModelPolicy,
     sensitive: Sequence[str] | None = None,
     columns: Collection[str] | None = None,
+    task: Task = "classification",
 ) -> FairnessConfig:
-    """The policy's fairness settings for data with these `columns`; `sensitive` overrides
-    the gated features.
+    """The policy's fairness settings for a `task` on data with these `columns`;
+    `sensitive` overrides the gated features.
 
-    The score with the policy's threshold is the decision the gate controls, so it is used
-    whenever the data has it; otherwise the prediction column (the policy file cannot unset
-    score_column, which defaults to "score").
+    For a classifier, the score with the policy's threshold is the decision the gate
+    controls, so it is used whenever the data has it; otherwise the prediction column (the
+    policy file cannot unset score_column, which defaults to "score"). For a regressor, the
+    prediction column holds the predicted value.
     """
     fairness = policy.fairness or FairnessPolicy()
     data = policy.data
+    if task == "regression":
+        if data.prediction_column is None:
+            raise InvalidInput(
+                "The policy's data section sets no prediction_column, so a regressor's "
+                "predicted values cannot be compared between groups."
+            )
+        return FairnessConfig(
+            label=data.label_column,
+            sensitive=list(sensitive) if sensitive else gated_features(policy),
+            prediction=data.prediction_column,
+            weight=fairness.weight_column,
+            control=fairness.control_column,
+            min_group_size=fairness.min_group_size,
+            max_disparity=dict(fairness.thresholds),
+            task="regression",
+        )
     if data.score_column is None and data.prediction_column is None:
         raise InvalidInput(
             "The policy's data section sets neither score_column nor prediction_column, "
@@ -145,10 +168,9 @@ def load_evaluation_set(
 
 def sensitive_options(frame: pd.DataFrame, policy: ModelPolicy) -> list[str]:
     """Columns that could split people into groups: the gated ones first, then any other
-    categorical column with few values, leaving out the label, score and prediction."""
-    data = policy.data
-    bookkeeping = {data.label_column, data.score_column, data.prediction_column}
-    bookkeeping.add(data.timestamp_column)
+    column of groups (text, boolean, categorical, or a few whole numbers such as a 0/1
+    flag), leaving out the label, score, prediction and the other bookkeeping columns."""
+    bookkeeping = set(policy.data.bookkeeping_columns)
     options = [c for c in gated_features(policy) if c in frame.columns]
     for name in frame.columns:
         if name in bookkeeping or name in options or not _groups_people(frame[name]):
@@ -159,16 +181,23 @@ def sensitive_options(frame: pd.DataFrame, policy: ModelPolicy) -> list[str]:
 
 def _groups_people(column: pd.Series) -> bool:
     types = pd.api.types
-    categorical = types.is_bool_dtype(column) or not (
-        types.is_numeric_dtype(column) or types.is_datetime64_any_dtype(column)
-    )
-    return categorical and column.nunique(dropna=False) <= MAX_SENSITIVE_VALUES
+    values = column.nunique(dropna=False)
+    if types.is_bool_dtype(column) or isinstance(column.dtype, pd.CategoricalDtype):
+        return values <= MAX_SENSITIVE_VALUES
+    if types.is_integer_dtype(column):
+        return values <= MAX_INTEGER_GROUPS
+    if types.is_numeric_dtype(column) or types.is_datetime64_any_dtype(column):
+        return False
+    return values <= MAX_SENSITIVE_VALUES
 
 
 def compute_fairness(
-    loaded: LoadedData, policy: ModelPolicy, sensitive: Sequence[str] | None = None
+    loaded: LoadedData,
+    policy: ModelPolicy,
+    sensitive: Sequence[str] | None = None,
+    task: Task = "classification",
 ) -> FairnessEvidence:
-    config = fairness_config(policy, sensitive, loaded.frame.columns)
+    config = fairness_config(policy, sensitive, loaded.frame.columns, task)
     report = evaluate_fairness(loaded.frame, config)
     return FairnessEvidence(report, f"computed now from {loaded.description} ({loaded.caption})")
 
@@ -230,7 +259,7 @@ def log_fairness_evidence(
     metrics = [
         Metric(metric_key(feature.name, metric), value, now, 0)
         for feature in report.features
-        for metric in DISPARITY_METRICS
+        for metric in report.metrics
         if not math.isnan(value := feature.disparity(metric))
     ]
     with _storing(registry, run_id):
@@ -272,11 +301,11 @@ def read_stored_report(registry: Registry, run_id: str) -> FairnessReport | None
 
 
 def _expected_config(
-    stored: FairnessReport, policy: ModelPolicy, sensitive: Sequence[str] | None
+    stored: FairnessReport, policy: ModelPolicy, sensitive: Sequence[str] | None, task: Task
 ) -> FairnessConfig:
     """The config the policy asks for, on data with the decision column the report used."""
     decision = stored.config.score or stored.config.prediction
-    return fairness_config(policy, sensitive, [decision] if decision else [])
+    return fairness_config(policy, sensitive, [decision] if decision else [], task)
 
 
 class _StoredVerdict(NamedTuple):
@@ -295,6 +324,7 @@ def _stored_verdict(
     run_id: str,
     policy: ModelPolicy,
     sensitive: Sequence[str] | None,
+    task: Task,
 ) -> _StoredVerdict:
     data = _stored_bytes(registry, run_id)
     if data is None:
@@ -306,7 +336,7 @@ def _stored_verdict(
     if not (check.verified or external):
         return _StoredVerdict(why_not=check.summary, rejected=True)
     stored = _parse_report(data, run_id)
-    if stored.config != _expected_config(stored, policy, sensitive):
+    if stored.config != _expected_config(stored, policy, sensitive, task):
         return _StoredVerdict(why_not="the stored evidence was computed with other settings")
     source = (
         f"stored evidence: {check.summary}"
@@ -330,11 +360,13 @@ def fairness_for_version(
     `recompute`; else computed from the evaluation set."""
     policy = model_policy(settings, model)
     found = resolve_version(registry, model, version)
+    detected = detect_task(registry, policy, model, found.version)
+    task = detected.task
     verdict = _StoredVerdict()
     if not recompute and found.run_id is not None:
-        verdict = _stored_verdict(settings, registry, model, found.run_id, policy, sensitive)
+        verdict = _stored_verdict(settings, registry, model, found.run_id, policy, sensitive, task)
         if verdict.evidence is not None:
-            return verdict.evidence
+            return verdict.evidence._replace(task_reason=detected.summary)
     try:
         loaded = load_data_location(registry, found.run_id, policy.data.evaluation)
     except MlopsError as exc:
@@ -344,8 +376,11 @@ def fairness_for_version(
             f"The stored fairness evidence is not used: {verdict.why_not}. Nor can it be "
             f"recomputed: {exc}"
         ) from None
-    evidence = compute_fairness(loaded, policy, sensitive)
-    return evidence._replace(source="; ".join(filter(None, [evidence.source, verdict.why_not])))
+    evidence = compute_fairness(loaded, policy, sensitive, task)
+    return evidence._replace(
+        source="; ".join(filter(None, [evidence.source, verdict.why_not])),
+        task_reason=detected.summary,
+    )
 
 
 def record_fairness_evidence(
@@ -461,9 +496,9 @@ def compare_reports(candidate: FairnessReport, champion: FairnessReport) -> list
         other = champion_features.get(feature.name)
         candidate_checks = {c.metric: c for c in feature.checks}
         champion_checks = {c.metric: c for c in other.checks} if other else {}
-        for metric in DISPARITY_METRICS:
+        for metric in candidate.metrics:
             value = feature.disparity(metric)
-            reference = other.disparity(metric) if other else math.nan
+            reference = other.disparity(metric) if other and metric in other.metrics else math.nan
             check = candidate_checks.get(metric)
             champion_check = champion_checks.get(metric)
             rows.append(

@@ -7,22 +7,17 @@ column read as float64 only because it has nulls is a null problem, not a type p
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-from mlflow.models import Model
 from mlflow.types import DataType, Schema
-from requests.exceptions import RequestException
 
 from mlops_core.errors import InvalidInput, NotFound
-from mlops_core.stores.registry import mlflow_error_message
+from mlops_core.stores.model_files import model_file_for_version
 
 ProblemKind = Literal["missing_column", "unexpected_column", "wrong_type", "unexpected_nulls"]
 SignatureInputs = Schema | Sequence[tuple[str, str] | tuple[str, str, bool]]
@@ -97,7 +92,8 @@ def check_schema(
     allow_extra: bool = False,
     ignore: Iterable[str] = BOOKKEEPING_COLUMNS,
 ) -> SchemaReport:
-    """Compare `frame` with the model inputs; `ignore` only silences unexpected columns."""
+    """Compare `frame` with the model inputs; `ignore` only silences unexpected columns
+    (callers with a policy pass its `DataSources.bookkeeping_columns`, renamed ones included)."""
     specs = input_specs(signature_inputs)
     problems: list[SchemaProblem] = []
     for spec in specs:
@@ -131,23 +127,7 @@ def signature_inputs_for_version(
     client: MlflowClient, model_name: str, version: str | int
 ) -> list[tuple[str, str, bool]]:
     """(name, type, required) of each input column in a registered version's signature."""
-    try:
-        location = client.get_model_version_download_uri(model_name, str(version))
-        with tempfile.TemporaryDirectory(prefix="mlops-signature-") as folder:
-            # Downloaded through the client's tracking URI: `models:/` URIs would use the
-            # process-wide one, which may point at another store.
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{location.rstrip('/')}/MLmodel",
-                dst_path=folder,
-                tracking_uri=client.tracking_uri,
-            )
-            signature = Model.load(local).signature
-    except (MlflowException, RequestException) as exc:
-        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-            raise NotFound(
-                f"Model {model_name!r} has no version {version}, or its files are missing."
-            ) from None
-        raise mlflow_error_message(exc, client.tracking_uri) from None
+    signature = model_file_for_version(client, model_name, version).signature
     if signature is None or signature.inputs is None:
         raise NotFound(f"Version {version} of {model_name!r} was logged without a signature.")
     return [(s.name, s.type, s.required) for s in input_specs(signature.inputs)]

@@ -480,7 +480,7 @@ def _schema(context: _Context) -> list[GateResult]:
     inputs = signature_inputs_for_version(
         context.registry.client, context.candidate.model_name, context.candidate.version
     )
-    report = check_schema(current, inputs, ignore=data.ignore_columns)
+    report = check_schema(current, inputs, ignore=data.bookkeeping_columns)
     problems = [p.detail for p in report.problems]
     return [
         GateResult(
