@@ -19,8 +19,9 @@ from mlops_core.evidence.comparison import (
     compare_versions,
     metric_histories,
 )
+from mlops_core.evidence.run_tree import RunTree, run_tree_page, with_children
 from mlops_core.policy import Direction
-from mlops_core.stores.registry import ExperimentInfo, RunPage
+from mlops_core.stores.registry import ExperimentInfo
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry
 from ui.charts.comparison import metric_history_figure, parallel_coordinates, scatter_figure
 from ui.text import plain
@@ -41,16 +42,38 @@ def cached_experiments(tracking_uri: str) -> list[ExperimentInfo]:
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Searching runs…")
-def cached_runs_page(
+def cached_run_tree(
     tracking_uri: str,
     experiment_ids: tuple[str, ...],
     filter_string: str,
     order_by: tuple[str, ...],
     page_size: int,
+    top_level_only: bool,
     page_token: str | None,
-) -> RunPage:
-    return registry(tracking_uri).search_runs(
-        list(experiment_ids), filter_string, list(order_by) or None, page_size, page_token
+) -> RunTree:
+    return run_tree_page(
+        registry(tracking_uri),
+        list(experiment_ids),
+        filter_string,
+        list(order_by) or None,
+        page_size,
+        page_token,
+        top_level_only,
+    )
+
+
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading child runs…")
+def cached_children(
+    tracking_uri: str,
+    experiment_ids: tuple[str, ...],
+    order_by: tuple[str, ...],
+    expanded: tuple[str, ...],
+    _tree: RunTree,
+    page_key: str,
+) -> RunTree:
+    # `page_key` stands for the page (`_tree`) in the cache key.
+    return with_children(
+        registry(tracking_uri), _tree, list(experiment_ids), expanded, list(order_by) or None
     )
 
 

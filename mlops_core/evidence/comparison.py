@@ -15,6 +15,7 @@ import pandas as pd
 
 from mlops_core.csv_safety import safe_frame
 from mlops_core.errors import InvalidInput
+from mlops_core.evidence.run_tree import CHILDREN, PARENT
 from mlops_core.policy import Direction, ModelPolicy, Policy, goodness, metric_direction
 from mlops_core.stores.registry import (
     ALIAS_CHANGED_TAG,
@@ -25,6 +26,8 @@ from mlops_core.stores.registry import (
 )
 
 MIN_COMPARED, MAX_COMPARED = 2, 10
+# The start of a long param or tag that a runs-table cell shows.
+CELL_CHARS = 200
 RUN_ATTRIBUTES = ("start_time", "run_name", "status")
 PREFIXES = ("metrics", "params", "tags")
 # Metric values are floats read back from a database; equal within this is equal.
@@ -64,10 +67,17 @@ def runs_view(runs: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     """The runs table as shown: identity first, then the chosen columns, in that order.
 
     A chosen key that no run on this page has is shown empty rather than dropped, so the
-    table keeps its shape from one page to the next.
+    table keeps its shape from one page to the next. Text longer than a cell shows its start
+    (params reach 6,000 characters, tags more); the comparison below shows it whole.
     """
-    wanted = ["run_id", "run_name", "start_time", "status", *columns]
-    return runs.reindex(columns=list(dict.fromkeys(wanted)))
+    identity = ["run_id", "run_name", "start_time", "status"]
+    family = [c for c in (CHILDREN, PARENT) if c in runs.columns]
+    view = runs.reindex(columns=list(dict.fromkeys([*identity, *family, *columns])))
+    text = [c for c in view.columns if view[c].dtype == object]
+    view[text] = view[text].map(
+        lambda value: description_preview(value, CELL_CHARS) if isinstance(value, str) else value
+    )
+    return view
 
 
 def order_by_clause(column: str, descending: bool) -> str:
