@@ -23,6 +23,7 @@ from mlops_core.stores.registry import (
     Registry,
     RunDetail,
     VersionInfo,
+    stages_text,
 )
 
 MIN_COMPARED, MAX_COMPARED = 2, 10
@@ -449,6 +450,7 @@ MODEL_COLUMNS = [
     "champion",
     "champion_changed_at",
     "aliases",
+    "stages",
     "versions",
     "last_updated",
     "tags",
@@ -477,6 +479,7 @@ def models_table(models: list[ModelSummary]) -> pd.DataFrame:
                 "champion": f"v{m.champion.version}" if m.champion else None,
                 "champion_changed_at": m.champion_changed_at,
                 "aliases": _pairs(m.aliases),
+                "stages": stages_text(m.stages),
                 "versions": m.n_versions,
                 "last_updated": m.last_updated,
                 # The panel's own bookkeeping tags are the column before, not tags to read.
@@ -505,53 +508,15 @@ def versions_table(registry: Registry, model: str, metrics: list[str]) -> pd.Dat
             {
                 "version": version.version,
                 "aliases": ", ".join(version.aliases),
+                "stage": version.stage,
                 "created_at": version.created_at,
                 "author": version.author,
                 "status": version.status,
                 "run_id": version.run_id,
                 **{metric: run_metrics.get(metric) for metric in metrics},
+                "tags": _pairs(version.tags),
                 "description": description_preview(version.description),
             }
         )
-    columns = ["version", "aliases", "created_at", "author", "status", "run_id", *metrics]
-    return pd.DataFrame(rows, columns=[*columns, "description"])
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """Where a version comes from: its run, the datasets that run used, what it logged."""
-
-    version: VersionInfo
-    run: RunDetail | None
-    experiment_name: str | None
-    datasets: pd.DataFrame
-    artifacts: list[str]
-
-
-DATASET_COLUMNS = ["context", "name", "digest", "source_type", "source"]
-
-
-def version_lineage(registry: Registry, model: str, version: str) -> Lineage:
-    info = registry.get_version(model, version)
-    if not info.run_id:
-        empty = pd.DataFrame(columns=DATASET_COLUMNS)
-        return Lineage(info, None, None, empty, [])
-    run = registry.get_run(info.run_id)
-    experiment = next(
-        (e.name for e in registry.list_experiments() if e.experiment_id == run.experiment_id),
-        None,
-    )
-    datasets = pd.DataFrame(
-        [
-            {
-                "context": d.context,
-                "name": d.name,
-                "digest": d.digest,
-                "source_type": d.source_type,
-                "source": d.source,
-            }
-            for d in run.datasets
-        ],
-        columns=DATASET_COLUMNS,
-    )
-    return Lineage(info, run, experiment, datasets, registry.list_artifacts(run.run_id))
+    columns = ["version", "aliases", "stage", "created_at", "author", "status", "run_id"]
+    return pd.DataFrame(rows, columns=[*columns, *metrics, "tags", "description"])
