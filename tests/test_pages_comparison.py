@@ -120,7 +120,7 @@ def test_models_page_lists_models_and_judges_a_candidate(
     models = at.dataframe[0].value
     assert models["model"].tolist() == ["churn-predictor", "credit-default"]
     assert models["champion"].tolist() == ["v1", "v1"]
-    assert at.text[0].value.startswith("Predicts which telecom customers")
+    assert any(m.value.startswith("Predicts which telecom customers") for m in at.markdown)
     # The newest version that is not the champion is the default candidate.
     assert at.selectbox(key="candidate").value == "3"
     assert shown(at.success[0]) == "Every metric the policy gates passes."
