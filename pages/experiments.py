@@ -81,7 +81,7 @@ def fetch(tracking_uri: str, query: tuple, token: str | None) -> RunTree | None:
 
 
 def expand_parents(
-    tracking_uri: str, ids: tuple[str, ...], order_by: tuple[str, ...], page: RunTree, key: str
+    tracking_uri: str, query: tuple, token: str | None, page: RunTree, key: str
 ) -> RunTree:
     """The page with the children of the parents a person chose listed under them."""
     names = dict(zip(page.runs["run_id"], page.runs["run_name"], strict=True))
@@ -95,11 +95,13 @@ def expand_parents(
         key=f"open_{key}",
         placeholder="Choose parent runs to list their child runs under them",
     )
-    if len(expanded) and max(page.counts[p] for p in expanded) > MAX_CHILDREN_SHOWN:
+    if not expanded:
+        return page
+    if max(page.counts[p] for p in expanded) > MAX_CHILDREN_SHOWN:
         st.caption(
             f"At most {MAX_CHILDREN_SHOWN} children of a parent are listed, in the sort order."
         )
-    return cached_children(tracking_uri, ids, order_by, tuple(expanded), page, key)
+    return cached_children(tracking_uri, *query, token, tuple(expanded))
 
 
 def go_to(navigation: dict, index: int, token: str | None = None) -> None:
@@ -160,7 +162,7 @@ def runs_section(
     generation = st.session_state.get(TABLE_GENERATION, 0)
     page_key = hashlib.sha1(repr((query, index, generation)).encode()).hexdigest()[:12]
     if top_level:
-        page = expand_parents(tracking_uri, ids, order_by, page, page_key)
+        page = expand_parents(tracking_uri, query, token, page, page_key)
     view = runs_view(
         page.runs,
         [f"metrics.{m}" for m in shown_metrics]

@@ -66,14 +66,19 @@ def cached_run_tree(
 def cached_children(
     tracking_uri: str,
     experiment_ids: tuple[str, ...],
+    filter_string: str,
     order_by: tuple[str, ...],
+    page_size: int,
+    top_level_only: bool,
+    page_token: str | None,
     expanded: tuple[str, ...],
-    _tree: RunTree,
-    page_key: str,
 ) -> RunTree:
-    # `page_key` stands for the page (`_tree`) in the cache key.
+    """The page `cached_run_tree` returns, with the children of `expanded` under them."""
+    page = cached_run_tree(
+        tracking_uri, experiment_ids, filter_string, order_by, page_size, top_level_only, page_token
+    )
     return with_children(
-        registry(tracking_uri), _tree, list(experiment_ids), expanded, list(order_by) or None
+        registry(tracking_uri), page, list(experiment_ids), expanded, list(order_by) or None
     )
 
 
