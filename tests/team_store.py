@@ -15,6 +15,7 @@ Nothing here imports the panel. The store holds what the panel meets in the wild
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ HOUSE_FEATURES = ["rooms", "area", "age", "owner_occupied", "neighborhood"]
 # MLflow 3 saves scikit-learn models with skops, which asks the author to vouch for trees.
 TREE_TYPES = ["sklearn.tree._tree.Tree"]
 LONG_PARAM = ",".join(f"feature_{i:03d}" for i in range(300))
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 HOSTILE_DESCRIPTION = (
     "# Churn model\n\nOwned by **growth**. <script>alert('xss')</script>"
     '<img src=x onerror="alert(1)"> See [runbook](https://example.invalid/runbook).'
@@ -172,6 +174,7 @@ def build_team_store(folder: Path) -> TeamStore:
     datasets.mkdir(exist_ok=True)
     tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
     previous_uri = mlflow.get_tracking_uri()
+    previous_env = os.environ.get(TRACKING_URI_VARIABLE)
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     artifacts = (folder / "artifacts").as_uri()
@@ -182,6 +185,12 @@ def build_team_store(folder: Path) -> TeamStore:
     finally:
         mlflow.sklearn.autolog(disable=True)
         mlflow.set_tracking_uri(previous_uri)
+        # set_tracking_uri also exports the URI to the environment, where every later test's
+        # panel would read it instead of its own store.
+        if previous_env is None:
+            os.environ.pop(TRACKING_URI_VARIABLE, None)
+        else:
+            os.environ[TRACKING_URI_VARIABLE] = previous_env
 
 
 def _build(
