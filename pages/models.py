@@ -74,7 +74,7 @@ def verdict_styles(deltas: pd.DataFrame) -> Styler:
         return [style] * len(row)
 
     numbers = ["candidate", "champion", "delta", "regression", "tolerance", "minimum"]
-    return deltas.style.apply(row_style, axis=1).format(precision=4, subset=numbers)
+    return deltas.style.apply(row_style, axis=1).format(precision=4, subset=numbers, na_rep=MISSING)
 
 
 def logged_model_section(lineage: Lineage) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
@@ -11,6 +12,7 @@ from mlops_core.config import Settings
 from mlops_core.evidence.run_tree import CHILD_MARK
 from tests.apptest import VIEWER, app_test, assert_no_exception, open_page, runs_table, tick
 from tests.team_store import LONG_PARAM, TeamStore
+from ui.comparison_view import MISSING
 
 
 def table(at: AppTest, *columns: str) -> pd.DataFrame:
@@ -25,6 +27,12 @@ def facts(at: AppTest, row: str) -> pd.Series:
         for d in at.dataframe
         if "" in d.value.columns and row in set(d.value[""])
     )
+
+
+def displayed(at: AppTest, *columns: str) -> pd.DataFrame:
+    """What a person reads in a styled table: its display values, not the numbers behind."""
+    element = next(d for d in at.dataframe if set(columns) <= set(d.value.columns))
+    return pa.ipc.open_stream(element.proto.arrow_data.styler.display_values).read_pandas()
 
 
 @pytest.fixture
@@ -67,9 +75,11 @@ def test_a_sweep_nests_under_its_parent_and_the_parent_compares_with_its_best_ch
     at = tick(at, [parent_row, best_row])
     assert_no_exception(at)
     assert at.query_params["runs"] == f"{ids[parent_row]},{ids[best_row]}"
-    metrics = table(at, "metric", "better").set_index("metric")
+    metrics = displayed(at, "metric", "better").set_index("metric")
+    parent, child = metrics.columns[-2:]
     # The parent logged no mean_test_score, the child no best_cv_score: shown as missing.
-    assert metrics.loc[["mean_test_score", "best_cv_score"]].isna().sum().sum() == 2
+    assert metrics.loc["mean_test_score", [parent, child]].eq(MISSING).tolist() == [True, False]
+    assert metrics.loc["best_cv_score", [parent, child]].eq(MISSING).tolist() == [False, True]
     assert len(at.get("plotly_chart")) == 3
 
 

@@ -108,8 +108,9 @@ def _highlight_best(comparison: Comparison, table: pd.DataFrame) -> Styler:
     mask = comparison.best_mask(table)
     styles = pd.DataFrame("", index=table.index, columns=table.columns)
     styles[comparison.labels] = mask.replace({True: BEST_STYLE, False: ""})
+    # A metric a run did not log shows as missing, as in the plain tables, not as "nan".
     return table.style.apply(lambda _: styles, axis=None).format(
-        precision=4, subset=comparison.labels
+        precision=4, subset=comparison.labels, na_rep=MISSING
     )
 
 

@@ -37,7 +37,7 @@ ALIAS_CHANGED_TAG = "mlops.alias_changed_at."
 NO_STAGE = "None"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 # The system tags MLflow's own runs table offers; the other `mlflow.*` tags are bookkeeping.
-SYSTEM_TAGS = ("mlflow.parentRunId", "mlflow.user", "mlflow.source.name", "mlflow.runName")
+SYSTEM_TAGS = (PARENT_RUN_TAG, "mlflow.user", "mlflow.source.name", "mlflow.runName")
 TOP_LEVEL_FILTER = f"tags.`{PARENT_RUN_TAG}` IS NULL"
 CHILD_FILTER = f"tags.`{PARENT_RUN_TAG}` IS NOT NULL"
 # Counting children reads runs: at most this many, this many per request.
