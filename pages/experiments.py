@@ -1,5 +1,8 @@
 """Experiments: filter runs with MLflow's syntax, page through them on the server, compare 2-10.
 
+Sweeps nest as in MLflow's UI: each run shows how many children it has and its parent; with
+"top-level runs only" the children leave the table and can be listed under chosen parents.
+
 The chosen experiments, filter, sort, selected runs and "only differences" live in the URL,
 so a link opens the same comparison for a colleague.
 """
@@ -19,15 +22,17 @@ from mlops_core.evidence.comparison import (
     run_columns,
     runs_view,
 )
+from mlops_core.evidence.run_tree import MAX_CHILDREN_SHOWN, RunTree
 from mlops_core.policy import load_policy
-from mlops_core.stores.registry import RunPage
+from mlops_core.stores.registry import CHILD_SCAN_LIMIT
 from ui.app_state import or_stop, settings
 from ui.comparison_view import (
     MISSING,
     REFRESH_HINT,
+    cached_children,
     cached_experiments,
     cached_run_comparison,
-    cached_runs_page,
+    cached_run_tree,
     render_comparison,
 )
 from ui.identity import require_page
@@ -62,10 +67,10 @@ def clear_selection() -> None:
     reset_table()
 
 
-def fetch(tracking_uri: str, query: tuple, token: str | None) -> RunPage | None:
+def fetch(tracking_uri: str, query: tuple, token: str | None) -> RunTree | None:
     """A page of runs, or None after telling the person why their filter is not valid."""
     try:
-        return cached_runs_page(tracking_uri, *query, token)
+        return cached_run_tree(tracking_uri, *query, token)
     except InvalidInput as exc:
         # Shown as code: a filter is text a person typed, never a link or Markdown.
         st.error("This filter is not valid:")
@@ -73,6 +78,30 @@ def fetch(tracking_uri: str, query: tuple, token: str | None) -> RunPage | None:
         st.caption("Example of a valid filter:")
         st.code(FILTER_EXAMPLE, language=None)
         return None
+
+
+def expand_parents(
+    tracking_uri: str, query: tuple, token: str | None, page: RunTree, key: str
+) -> RunTree:
+    """The page with the children of the parents a person chose listed under them."""
+    names = dict(zip(page.runs["run_id"], page.runs["run_name"], strict=True))
+    parents = [run_id for run_id in page.runs["run_id"] if page.counts.get(run_id, 0) > 0]
+    if not parents:
+        return page
+    expanded = st.multiselect(
+        "List the children of",
+        parents,
+        format_func=lambda run_id: f"{names[run_id] or run_id[:8]} ({page.counts[run_id]} runs)",
+        key=f"open_{key}",
+        placeholder="Choose parent runs to list their child runs under them",
+    )
+    if not expanded:
+        return page
+    if max(page.counts[p] for p in expanded) > MAX_CHILDREN_SHOWN:
+        st.caption(
+            f"At most {MAX_CHILDREN_SHOWN} children of a parent are listed, in the sort order."
+        )
+    return cached_children(tracking_uri, *query, token, tuple(expanded))
 
 
 def go_to(navigation: dict, index: int, token: str | None = None) -> None:
@@ -90,8 +119,16 @@ def runs_section(
     page_size = size_column.selectbox(
         "Runs per page", PAGE_SIZES, index=PAGE_SIZES.index(100), key="size", bind="query-params"
     )
-    # MLflow cannot list an experiment's keys; the first page's keys offer the columns.
-    probe = fetch(tracking_uri, (ids, filter_string, (), page_size), None)
+    top_level = st.toggle(
+        "Top-level runs only",
+        key="top",
+        bind="query-params",
+        help="Leave out child runs (sweep candidates, whose tags.mlflow.parentRunId names "
+        "their parent); the children of a parent can then be listed under it.",
+    )
+    # MLflow cannot list an experiment's keys; the first page's keys offer the columns,
+    # children's included, so that the children of a parent can be sorted by their metrics.
+    probe = fetch(tracking_uri, (ids, filter_string, (), page_size, False), None)
     if probe is None:
         return
     columns = run_columns(probe.runs)
@@ -112,15 +149,20 @@ def runs_section(
     descending = direction_column.toggle("Descending", value=True, key="desc", bind="query-params")
     order_by = () if (sort, descending) == DEFAULT_SORT else (order_by_clause(sort, descending),)
 
-    query = (ids, filter_string, order_by, page_size)  # cached_runs_page's arguments
+    query = (ids, filter_string, order_by, page_size, top_level)  # cached_run_tree's arguments
     navigation = st.session_state.setdefault(NAVIGATION, {})
     if navigation.get("query") != query:
         navigation.update(query=query, tokens=[None], index=0)
     index = navigation["index"]
     token = navigation["tokens"][index]
-    page = probe if (order_by, token) == ((), None) else fetch(tracking_uri, query, token)
+    first_page = (order_by, token, top_level) == ((), None, False)
+    page = probe if first_page else fetch(tracking_uri, query, token)
     if page is None:
         return
+    generation = st.session_state.get(TABLE_GENERATION, 0)
+    page_key = hashlib.sha1(repr((query, index, generation)).encode()).hexdigest()[:12]
+    if top_level:
+        page = expand_parents(tracking_uri, query, token, page, page_key)
     view = runs_view(
         page.runs,
         [f"metrics.{m}" for m in shown_metrics]
@@ -131,14 +173,19 @@ def runs_section(
         st.info("No run matches." if filter_string else "These experiments have no runs yet.")
         return
     page_ids = view["run_id"].tolist()
-    generation = st.session_state.get(TABLE_GENERATION, 0)
-    table_key = hashlib.sha1(repr((query, index, generation)).encode()).hexdigest()[:12]
+    # A new key when listed children move the rows, so ticks follow run IDs, not positions.
+    table_key = hashlib.sha1(repr((page_key, page_ids)).encode()).hexdigest()[:12]
     event = st.dataframe(
         view,
         hide_index=True,
         placeholder=MISSING,
         column_order=[c for c in view.columns if c != "run_id"],
-        column_config={"start_time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+        column_config={
+            "start_time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "children": st.column_config.NumberColumn(
+                help="Child runs that name this run as parent"
+            ),
+        },
         key=f"runs_{table_key}",
         on_select="rerun",
         selection_mode="multi-row",
@@ -167,6 +214,16 @@ def runs_section(
         key="previous_page",
     )
     position.caption(f"Page {index + 1} · {len(view)} runs on this page")
+    if not page.counts_complete:
+        st.caption(
+            f"Child counts read the newest {CHILD_SCAN_LIMIT:,} child runs: larger counts "
+            "are at least the number shown."
+        )
+    if page.top_level_on_client:
+        st.caption(
+            "This tracking server cannot leave child runs out of a search (it predates "
+            "MLflow's IS NULL for tags), so each page drops them and may hold fewer runs."
+        )
     following.button(
         "Next ▶",
         disabled=page.next_page_token is None,

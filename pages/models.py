@@ -4,6 +4,8 @@ The chosen model, version, candidate and compared versions live in the URL, so a
 the same view for a colleague.
 """
 
+from urllib.parse import urlencode
+
 import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
@@ -12,14 +14,15 @@ from mlops_core.evidence.comparison import (
     MAX_COMPARED,
     MIN_COMPARED,
     ChampionComparison,
-    Lineage,
     candidate_vs_champion,
     description_preview,
     key_metrics,
     models_table,
-    version_lineage,
     versions_table,
 )
+from mlops_core.evidence.lineage import Lineage, version_lineage
+from mlops_core.markdown_safety import safe_markdown
+from mlops_core.people.access import page_refusal
 from mlops_core.policy import Policy, describe_target, load_policy
 from mlops_core.stores.registry import ModelSummary
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
@@ -33,7 +36,7 @@ from ui.identity import require_page
 from ui.text import plain
 
 current = settings()
-require_page(current, "models")
+actor = require_page(current, "models")
 
 # More of the chosen model's description than a table cell, still bounded.
 FULL_DESCRIPTION_CHARS = 5_000
@@ -71,7 +74,105 @@ def verdict_styles(deltas: pd.DataFrame) -> Styler:
         return [style] * len(row)
 
     numbers = ["candidate", "champion", "delta", "regression", "tolerance", "minimum"]
-    return deltas.style.apply(row_style, axis=1).format(precision=4, subset=numbers)
+    return deltas.style.apply(row_style, axis=1).format(precision=4, subset=numbers, na_rep=MISSING)
+
+
+def logged_model_section(lineage: Lineage) -> None:
+    """The MLflow 3 logged model that holds the version's files, params and metrics."""
+    model = lineage.logged_model
+    if model is None:
+        return
+    st.markdown("**Logged model**")
+    flavors = (
+        "unknown (MLmodel not readable)" if model.flavors is None else ", ".join(model.flavors)
+    )
+    signature = {None: "unknown", True: "yes", False: "no"}[model.has_signature]
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "": ["id", "name", "flavors", "signature", "source run", "status", "created"],
+                "value": [
+                    model.model_id,
+                    model.name,
+                    flavors,
+                    signature,
+                    model.source_run_id,
+                    model.status,
+                    str(model.created_at),
+                ],
+            }
+        ),
+        hide_index=True,
+        key="logged_model",
+    )
+    params, metrics = st.columns(2)
+    params.caption("Params logged on the model")
+    params.dataframe(lineage.logged_model_params, hide_index=True, key="logged_model_params")
+    metrics.caption("Metrics logged on the model")
+    metrics.dataframe(lineage.logged_model_metrics, hide_index=True, key="logged_model_metrics")
+    st.caption("Model files")
+    st.dataframe(pd.DataFrame({"file": model.artifacts}), hide_index=True, key="model_files")
+
+
+def lineage_section(lineage: Lineage) -> None:
+    """Where a version comes from, every value from MLflow shown as plain text or a table."""
+    version = lineage.version
+    if version.description:
+        with st.container(border=True, key="version_description"):
+            st.markdown(
+                safe_markdown(description_preview(version.description, FULL_DESCRIPTION_CHARS))
+            )
+    if version.tags:
+        st.dataframe(
+            pd.DataFrame(sorted(version.tags.items()), columns=["version tag", "value"]),
+            hide_index=True,
+            key="version_tags",
+        )
+    run = lineage.run
+    # A table, not Markdown: run and experiment names are whatever someone typed.
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "": ["model source", "stage", "source run", "run name", "experiment", "status"],
+                "value": [
+                    version.source,
+                    version.stage,
+                    run.run_id if run else "(registered without a source run)",
+                    run.run_name if run else None,
+                    (lineage.experiment_name or run.experiment_id) if run else None,
+                    run.status if run else None,
+                ],
+            }
+        ),
+        hide_index=True,
+        key="lineage_run",
+    )
+    if run is not None and lineage.experiment_name and page_refusal(actor, "experiments") is None:
+        # A relative link, so it works under any base path; the query is URL-encoded, so a
+        # hostile experiment name stays inside it.
+        query = urlencode(
+            {"exp": lineage.experiment_name, "filter": f"attributes.run_id = '{run.run_id}'"}
+        )
+        st.markdown(f"[Open the source run on the Experiments page](experiments?{query})")
+    if lineage.logged_model_problem:
+        st.warning(plain(lineage.logged_model_problem))
+    logged_model_section(lineage)
+    if run is None:
+        return
+    st.markdown("**Dataset inputs**")
+    if lineage.datasets.empty:
+        st.caption("The run logged no dataset inputs.")
+    else:
+        st.dataframe(lineage.datasets, hide_index=True, key="lineage_datasets")
+    st.markdown("**Artifacts of the run**")
+    if lineage.artifacts:
+        st.dataframe(
+            pd.DataFrame({"artifact": lineage.artifacts}), hide_index=True, key="artifacts"
+        )
+    elif lineage.logged_model is not None:
+        st.caption("None: since MLflow 3 the model's files are on the logged model above.")
+    else:
+        st.caption("The run logged no artifacts.")
 
 
 st.title("Models")
@@ -104,9 +205,11 @@ name = st.selectbox("Model", list(by_name), key="model", bind="query-params")
 summary = by_name[name]
 model_policy = policy.for_model(name)
 if summary.description:
-    # Plain text: a description is whatever someone typed into MLflow. A long one is shown
-    # in part (the whole text would freeze the browser) and can be downloaded whole.
-    st.text(description_preview(summary.description, FULL_DESCRIPTION_CHARS))
+    # Markdown as in MLflow's UI, without its raw HTML: a description is whatever someone
+    # typed into MLflow. A long one is shown in part (the whole text would freeze the
+    # browser) and can be downloaded whole.
+    with st.container(border=True, key="model_description"):
+        st.markdown(safe_markdown(description_preview(summary.description, FULL_DESCRIPTION_CHARS)))
     if len(summary.description) > FULL_DESCRIPTION_CHARS:
         st.download_button(
             "Download the whole description",
@@ -150,36 +253,7 @@ with versions_tab:
         "Lineage of version", numbers, format_func=label.get, key="version", bind="query-params"
     )
     lineage = or_stop(cached_lineage, current.tracking_uri, name, version)
-    if lineage.run is None:
-        st.info(f"Version {version} was registered without a source run.")
-    else:
-        run = lineage.run
-        # A table, not Markdown: run and experiment names are whatever someone typed.
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "": ["model source", "source run", "run name", "experiment", "status"],
-                    "value": [
-                        lineage.version.source,
-                        run.run_id,
-                        run.run_name,
-                        lineage.experiment_name or run.experiment_id,
-                        run.status,
-                    ],
-                }
-            ),
-            hide_index=True,
-            key="lineage_run",
-        )
-        st.markdown("**Dataset inputs**")
-        if lineage.datasets.empty:
-            st.caption("The run logged no dataset inputs.")
-        else:
-            st.dataframe(lineage.datasets, hide_index=True, key="lineage_datasets")
-        st.markdown("**Artifacts of the run**")
-        st.dataframe(
-            pd.DataFrame({"artifact": lineage.artifacts}), hide_index=True, key="artifacts"
-        )
+    lineage_section(lineage)
 
 with champion_tab:
     champion = summary.champion.version if summary.champion else None

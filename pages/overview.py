@@ -8,6 +8,7 @@ from mlops_core.evidence.monitoring import DriftStatus, latest_drift_status
 from mlops_core.governance.promotion.reconcile import reconcile
 from mlops_core.governance.promotion.state import open_requests
 from mlops_core.people.access import page_refusal
+from mlops_core.stores.registry import stages_text
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
 from ui.identity import require_page
 from ui.text import plain
@@ -65,6 +66,7 @@ rows = pd.DataFrame(
             "champion": f"v{e.champion_version}" if e.champion_version else "none",
             "key metric": e.key_metric or "-",
             "value": e.key_metric_value,
+            "stages": stages_text(e.stages),
             "champion fairness": _fairness(e.name, e.champion_version),
             "latest drift": _drift(e.name),
             "versions": e.n_versions,

@@ -23,9 +23,9 @@ from mlops_core.evidence.comparison import (
     models_table,
     order_by_clause,
     parse_id_list,
-    version_lineage,
     versions_table,
 )
+from mlops_core.evidence.lineage import version_lineage
 from mlops_core.policy import ModelPolicy, Policy, load_policy, metric_direction
 from mlops_core.stores.registry import Registry
 from ui.charts.comparison import metric_history_figure, parallel_coordinates, scatter_figure

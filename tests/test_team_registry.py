@@ -79,7 +79,7 @@ def test_a_model_no_policy_covers_is_shown_but_cannot_pass_or_be_requested(
     churn = overview[CHURN]
     assert (churn.covered, churn.target, churn.champion_version) == (False, None, None)
     assert churn.served_from == "no policy (alias production → v1)"
-    assert overview[FRAUD].served_from == "no policy (v1 in Production; v2 in Staging)"
+    assert overview[FRAUD].served_from == "no policy (stage Production: v1; stage Staging: v2)"
     # The key metric is one the model logs, by kind: roc_auc for the classifier, the
     # regressor's own metric for the regressor.
     assert churn.key_metric is None  # nothing is served, so nothing to read it from

@@ -19,8 +19,9 @@ from mlops_core.evidence.comparison import (
     compare_versions,
     metric_histories,
 )
+from mlops_core.evidence.run_tree import RunTree, run_tree_page, with_children
 from mlops_core.policy import Direction
-from mlops_core.stores.registry import ExperimentInfo, RunPage
+from mlops_core.stores.registry import ExperimentInfo
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry
 from ui.charts.comparison import metric_history_figure, parallel_coordinates, scatter_figure
 from ui.text import plain
@@ -41,16 +42,43 @@ def cached_experiments(tracking_uri: str) -> list[ExperimentInfo]:
 
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Searching runs…")
-def cached_runs_page(
+def cached_run_tree(
     tracking_uri: str,
     experiment_ids: tuple[str, ...],
     filter_string: str,
     order_by: tuple[str, ...],
     page_size: int,
+    top_level_only: bool,
     page_token: str | None,
-) -> RunPage:
-    return registry(tracking_uri).search_runs(
-        list(experiment_ids), filter_string, list(order_by) or None, page_size, page_token
+) -> RunTree:
+    return run_tree_page(
+        registry(tracking_uri),
+        list(experiment_ids),
+        filter_string,
+        list(order_by) or None,
+        page_size,
+        page_token,
+        top_level_only,
+    )
+
+
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Reading child runs…")
+def cached_children(
+    tracking_uri: str,
+    experiment_ids: tuple[str, ...],
+    filter_string: str,
+    order_by: tuple[str, ...],
+    page_size: int,
+    top_level_only: bool,
+    page_token: str | None,
+    expanded: tuple[str, ...],
+) -> RunTree:
+    """The page `cached_run_tree` returns, with the children of `expanded` under them."""
+    page = cached_run_tree(
+        tracking_uri, experiment_ids, filter_string, order_by, page_size, top_level_only, page_token
+    )
+    return with_children(
+        registry(tracking_uri), page, list(experiment_ids), expanded, list(order_by) or None
     )
 
 
@@ -80,8 +108,9 @@ def _highlight_best(comparison: Comparison, table: pd.DataFrame) -> Styler:
     mask = comparison.best_mask(table)
     styles = pd.DataFrame("", index=table.index, columns=table.columns)
     styles[comparison.labels] = mask.replace({True: BEST_STYLE, False: ""})
+    # A metric a run did not log shows as missing, as in the plain tables, not as "nan".
     return table.style.apply(lambda _: styles, axis=None).format(
-        precision=4, subset=comparison.labels
+        precision=4, subset=comparison.labels, na_rep=MISSING
     )
 
 

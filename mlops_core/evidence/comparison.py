@@ -15,6 +15,7 @@ import pandas as pd
 
 from mlops_core.csv_safety import safe_frame
 from mlops_core.errors import InvalidInput
+from mlops_core.evidence.run_tree import CHILDREN, PARENT
 from mlops_core.policy import (
     KEY_METRIC_PREFERENCE,
     Direction,
@@ -30,9 +31,12 @@ from mlops_core.stores.registry import (
     Registry,
     RunDetail,
     VersionInfo,
+    stages_text,
 )
 
 MIN_COMPARED, MAX_COMPARED = 2, 10
+# The start of a long param or tag that a runs-table cell shows.
+CELL_CHARS = 200
 RUN_ATTRIBUTES = ("start_time", "run_name", "status")
 PREFIXES = ("metrics", "params", "tags")
 # Metric values are floats read back from a database; equal within this is equal.
@@ -72,10 +76,17 @@ def runs_view(runs: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     """The runs table as shown: identity first, then the chosen columns, in that order.
 
     A chosen key that no run on this page has is shown empty rather than dropped, so the
-    table keeps its shape from one page to the next.
+    table keeps its shape from one page to the next. Text longer than a cell shows its start
+    (params reach 6,000 characters, tags more); the comparison below shows it whole.
     """
-    wanted = ["run_id", "run_name", "start_time", "status", *columns]
-    return runs.reindex(columns=list(dict.fromkeys(wanted)))
+    identity = ["run_id", "run_name", "start_time", "status"]
+    family = [c for c in (CHILDREN, PARENT) if c in runs.columns]
+    view = runs.reindex(columns=list(dict.fromkeys([*identity, *family, *columns])))
+    text = [c for c in view.columns if view[c].dtype == object]
+    view[text] = view[text].map(
+        lambda value: description_preview(value, CELL_CHARS) if isinstance(value, str) else value
+    )
+    return view
 
 
 def order_by_clause(column: str, descending: bool) -> str:
@@ -448,6 +459,7 @@ MODEL_COLUMNS = [
     "champion",
     "champion_changed_at",
     "aliases",
+    "stages",
     "versions",
     "last_updated",
     "tags",
@@ -477,6 +489,7 @@ def models_table(models: list[ModelSummary]) -> pd.DataFrame:
                 "champion": f"v{m.champion.version}" if m.champion else None,
                 "champion_changed_at": m.champion_changed_at,
                 "aliases": _pairs(m.aliases),
+                "stages": stages_text(m.stages),
                 "versions": m.n_versions,
                 "last_updated": m.last_updated,
                 # The panel's own bookkeeping tags are the column before, not tags to read.
@@ -518,53 +531,11 @@ def versions_table(registry: Registry, model: str, metrics: list[str]) -> pd.Dat
                 "status": version.status,
                 "run_id": version.run_id,
                 **{metric: run_metrics.get(metric) for metric in metrics},
+                "tags": _pairs(version.tags),
                 "description": description_preview(version.description),
             }
         )
-    table = pd.DataFrame(
-        rows,
-        columns=["version", "aliases", "stage", "created_at", "author", "status", "run_id"]
-        + [*metrics, "description"],
-    )
+    columns = ["version", "aliases", "stage", "created_at", "author", "status", "run_id"]
+    table = pd.DataFrame(rows, columns=[*columns, *metrics, "tags", "description"])
     # A metric no version logged is a column of blanks: left out.
     return table.drop(columns=[m for m in metrics if table[m].isna().all()])
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """Where a version comes from: its run, the datasets that run used, what it logged."""
-
-    version: VersionInfo
-    run: RunDetail | None
-    experiment_name: str | None
-    datasets: pd.DataFrame
-    artifacts: list[str]
-
-
-DATASET_COLUMNS = ["context", "name", "digest", "source_type", "source"]
-
-
-def version_lineage(registry: Registry, model: str, version: str) -> Lineage:
-    info = registry.get_version(model, version)
-    if not info.run_id:
-        empty = pd.DataFrame(columns=DATASET_COLUMNS)
-        return Lineage(info, None, None, empty, [])
-    run = registry.get_run(info.run_id)
-    experiment = next(
-        (e.name for e in registry.list_experiments() if e.experiment_id == run.experiment_id),
-        None,
-    )
-    datasets = pd.DataFrame(
-        [
-            {
-                "context": d.context,
-                "name": d.name,
-                "digest": d.digest,
-                "source_type": d.source_type,
-                "source": d.source,
-            }
-            for d in run.datasets
-        ],
-        columns=DATASET_COLUMNS,
-    )
-    return Lineage(info, run, experiment, datasets, registry.list_artifacts(run.run_id))

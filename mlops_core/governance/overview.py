@@ -28,7 +28,8 @@ class ModelOverview:
     last_updated: datetime | None
     versions: list[VersionInfo]
     aliases: dict[str, str] = field(default_factory=dict)
-    stages: dict[str, str] = field(default_factory=dict)
+    # Version numbers by stage (Production, Staging, Archived), newest first.
+    stages: dict[str, list[str]] = field(default_factory=dict)
     covered: bool = False
 
     @property
@@ -37,7 +38,7 @@ class ModelOverview:
         if self.target:
             return describe_target(self.target)
         found = [f"alias {a} → v{v}" for a, v in sorted(self.aliases.items())]
-        found += [f"v{v} in {s}" for v, s in sorted(self.stages.items(), key=lambda i: int(i[0]))]
+        found += [f"stage {s}: v{', v'.join(vs)}" for s, vs in self.stages.items()]
         return "no policy" + (f" ({'; '.join(found)})" if found else "")
 
     def to_dict(self) -> dict:

@@ -7,17 +7,22 @@ Every call goes through `Registry`, which turns MLflow's and the network's excep
 from __future__ import annotations
 
 import os
+import re
+import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException, RestException
+from mlflow.models import Model
 from requests.exceptions import RequestException
 
 from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
@@ -32,6 +37,17 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 DEFAULT_ALIAS = "champion"
 ALIAS_CHANGED_TAG = "mlops.alias_changed_at."
+NO_STAGE = "None"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+# The system tags MLflow's own runs table offers; the other `mlflow.*` tags are bookkeeping.
+SYSTEM_TAGS = (PARENT_RUN_TAG, "mlflow.user", "mlflow.source.name", "mlflow.runName")
+TOP_LEVEL_FILTER = f"tags.`{PARENT_RUN_TAG}` IS NULL"
+CHILD_FILTER = f"tags.`{PARENT_RUN_TAG}` IS NOT NULL"
+# Counting children reads runs: at most this many, this many per request.
+CHILD_SCAN_LIMIT, SCAN_PAGE = 5_000, 1_000
+_RUN_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+# `models:/m-<id>`: a version registered from an MLflow 3 logged model.
+_LOGGED_MODEL_SOURCE = re.compile(r"^models:/(m-[0-9a-f]+)/?$")
 T = TypeVar("T")
 
 
@@ -59,8 +75,13 @@ class VersionInfo:
     tags: dict[str, str]
     source: str
     status: str
-    # The registry stage (Production, Staging, Archived, None) of stage-based registries.
-    stage: str = "None"
+    # MLflow's stage (None, Staging, Production, Archived): registries from before aliases.
+    stage: str = NO_STAGE
+
+    @property
+    def logged_model_id(self) -> str | None:
+        """The MLflow 3 logged model behind the version, whose files the run does not hold."""
+        return logged_model_id(self.source)
 
 
 @dataclass(frozen=True)
@@ -76,7 +97,8 @@ class ModelSummary:
     champion_metrics: dict[str, float] = field(default_factory=dict)
     # The alias or stage:<Stage> the policy serves the model from; None when it names none.
     target: str | None = None
-    stages: dict[str, str] = field(default_factory=dict)
+    # Version numbers by stage, newest first, for the stages other than "None".
+    stages: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,9 +127,46 @@ class RunDetail:
 
 
 @dataclass(frozen=True)
+class LoggedMetric:
+    key: str
+    value: float
+    step: int
+    dataset: str | None
+
+
+@dataclass(frozen=True)
+class LoggedModelInfo:
+    """An MLflow 3 logged model: the model's files, params and metrics live here, not on a run."""
+
+    model_id: str
+    name: str
+    experiment_id: str
+    source_run_id: str | None
+    created_at: datetime | None
+    status: str
+    artifact_location: str
+    # From the model's MLmodel file; None when that file could not be read.
+    flavors: tuple[str, ...] | None
+    has_signature: bool | None
+    params: dict[str, str]
+    metrics: list[LoggedMetric]
+    tags: dict[str, str]
+    artifacts: list[str]
+
+
+@dataclass(frozen=True)
 class RunPage:
     runs: pd.DataFrame
     next_page_token: str | None
+    # True when the server could not leave child runs out and this page dropped them.
+    top_level_on_client: bool = False
+
+
+@dataclass(frozen=True)
+class ChildCounts:
+    counts: dict[str, int]
+    # False when the scan stopped at its limit: the counts are then lower bounds.
+    complete: bool
 
 
 def mlflow_error_message(exc: Exception, uri: str) -> Exception:
@@ -186,8 +245,38 @@ class Registry:
         order_by: list[str] | None = None,
         page_size: int = 100,
         page_token: str | None = None,
+        top_level_only: bool = False,
     ) -> RunPage:
-        """One page of runs, paginated by the server: never loads a whole experiment."""
+        """One page of runs, paginated by the server: never loads a whole experiment.
+
+        `top_level_only` leaves out child runs (those with a `mlflow.parentRunId` tag) on
+        the server, with `IS NULL`. Tracking servers older than that filter (MLflow before
+        mlflow/mlflow#21283, 2026) refuse it; the page's child runs are then dropped here,
+        so such a page may hold fewer runs than `page_size` (`RunPage.top_level_on_client`).
+        """
+        if not top_level_only:
+            return self._runs_page(experiment_ids, filter_string, order_by, page_size, page_token)
+        try:
+            return self._runs_page(
+                experiment_ids,
+                joined_filter(filter_string, TOP_LEVEL_FILTER),
+                order_by,
+                page_size,
+                page_token,
+            )
+        except InvalidInput:
+            # Raises again, with MLflow's reason, when the person's own filter is at fault.
+            page = self._runs_page(experiment_ids, filter_string, order_by, page_size, page_token)
+            return RunPage(top_level_rows(page.runs), page.next_page_token, True)
+
+    def _runs_page(
+        self,
+        experiment_ids: list[str],
+        filter_string: str,
+        order_by: list[str] | None,
+        page_size: int,
+        page_token: str | None,
+    ) -> RunPage:
         page = self._call(
             lambda: self.client.search_runs(
                 experiment_ids,
@@ -198,6 +287,56 @@ class Registry:
             )
         )
         return RunPage(runs_frame(list(page)), page.token or None)
+
+    def child_runs(
+        self,
+        experiment_ids: list[str],
+        parent_run_id: str,
+        order_by: list[str] | None = None,
+        limit: int = 100,
+    ) -> RunPage:
+        """The first `limit` children of a run, in `order_by`."""
+        if not _RUN_ID.match(parent_run_id):
+            raise InvalidInput(f"{parent_run_id!r} is not a run ID.")
+        children = f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"
+        return self._runs_page(experiment_ids, children, order_by, limit, None)
+
+    def child_counts(
+        self, experiment_ids: list[str], started_from: datetime, limit: int = CHILD_SCAN_LIMIT
+    ) -> ChildCounts:
+        """How many child runs each parent has, counting children started from `started_from`.
+
+        MLflow cannot count or group, so this reads child runs, at most `limit` of them,
+        newest first. A child starts after its parent, so for a page of runs the oldest
+        start on the page bounds the scan; past `limit` the counts are lower bounds.
+        """
+        since = f"attributes.start_time >= {int(started_from.timestamp() * 1000)}"
+        try:
+            runs, complete = self._scan(experiment_ids, joined_filter(since, CHILD_FILTER), limit)
+        except InvalidInput:  # a server without IS NOT NULL: the top-level runs are read too
+            runs, complete = self._scan(experiment_ids, since, limit)
+        parents = Counter(run.data.tags.get(PARENT_RUN_TAG) for run in runs)
+        parents.pop(None, None)
+        return ChildCounts(dict(parents), complete)
+
+    def _scan(
+        self, experiment_ids: list[str], filter_string: str, limit: int
+    ) -> tuple[list[Run], bool]:
+        """Up to `limit` runs, newest first; and whether that was all of them."""
+        runs: list[Run] = []
+        token = None
+        while len(runs) < limit:
+            size = min(SCAN_PAGE, limit - len(runs))
+            page = self._call(
+                lambda t=token, n=size: self.client.search_runs(
+                    experiment_ids, filter_string=filter_string, max_results=n, page_token=t
+                )
+            )
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs, True
+        return runs, False
 
     def get_run(self, run_id: str) -> RunDetail:
         return run_detail(self._call(lambda: self.client.get_run(run_id)))
@@ -218,6 +357,51 @@ class Registry:
             else:
                 files.append(info.path)
         return files
+
+    # MLflow 3 logged models
+
+    def logged_model(self, model_id: str) -> LoggedModelInfo:
+        model = self._call(lambda: self.client.get_logged_model(model_id))
+        artifacts = [
+            info.path
+            for info in self._call(lambda: self.client.list_logged_model_artifacts(model_id))
+        ]
+        flavors, has_signature = self._mlmodel(model.artifact_location)
+        return LoggedModelInfo(
+            model_id=model.model_id,
+            name=model.name,
+            experiment_id=model.experiment_id,
+            source_run_id=model.source_run_id or None,
+            created_at=ms_to_datetime(model.creation_timestamp),
+            status=str(getattr(model.status, "value", model.status)),
+            artifact_location=model.artifact_location,
+            flavors=flavors,
+            has_signature=has_signature,
+            params=dict(model.params or {}),
+            metrics=[
+                LoggedMetric(m.key, m.value, m.step, m.dataset_name) for m in model.metrics or []
+            ],
+            tags=dict(model.tags or {}),
+            artifacts=artifacts,
+        )
+
+    def _mlmodel(self, artifact_location: str) -> tuple[tuple[str, ...] | None, bool | None]:
+        """The flavors and whether a signature is logged, from the model's MLmodel file.
+
+        Only that small file is downloaded. A store whose files are gone or unreadable still
+        shows the rest of the lineage, so a failure here is "unknown", not an error.
+        """
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{artifact_location.rstrip('/')}/MLmodel",
+                    dst_path=folder,
+                    tracking_uri=self.tracking_uri,
+                )
+                mlmodel = Model.load(path)
+            except (MlflowException, RequestException, OSError, ValueError):
+                return None, None
+        return tuple(sorted(mlmodel.flavors)), mlmodel.signature is not None
 
     # Registered models and versions
 
@@ -306,7 +490,7 @@ class Registry:
                     champion_changed_at=alias_changed_at(model, target) if target else None,
                     champion_metrics=metrics,
                     target=target,
-                    stages={v.version: v.stage for v in versions if v.stage != "None"},
+                    stages=versions_by_stage(versions),
                 )
             )
         return summaries
@@ -360,8 +544,29 @@ def version_info(version: ModelVersion, aliases: dict[str, str]) -> VersionInfo:
         tags=dict(version.tags),
         source=version.source or "",
         status=str(version.status),
-        stage=str(version.current_stage or "None"),
+        stage=version.current_stage or NO_STAGE,
     )
+
+
+def versions_by_stage(versions: list[VersionInfo]) -> dict[str, list[str]]:
+    """Version numbers under each stage other than "None", in the order given."""
+    stages: dict[str, list[str]] = {}
+    for version in versions:
+        if version.stage != NO_STAGE:
+            stages.setdefault(version.stage, []).append(version.version)
+    return stages
+
+
+def stages_text(stages: dict[str, list[str]]) -> str:
+    """ "Production: v1 · Staging: v2", Production first as MLflow's UI orders them."""
+    order = ["Production", "Staging", "Archived"]
+    ranked = sorted(stages, key=lambda s: (order.index(s) if s in order else len(order), s))
+    return " · ".join(f"{s}: " + ", ".join(f"v{v}" for v in stages[s]) for s in ranked)
+
+
+def logged_model_id(source: str) -> str | None:
+    found = _LOGGED_MODEL_SOURCE.match(source or "")
+    return found.group(1) if found else None
 
 
 def run_detail(run: Run) -> RunDetail:
@@ -391,6 +596,19 @@ def run_detail(run: Run) -> RunDetail:
     )
 
 
+def joined_filter(*parts: str) -> str:
+    """MLflow filters joined with `and` (its syntax has no parentheses or `or`)."""
+    return " and ".join(part for part in parts if part.strip())
+
+
+def top_level_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of a runs frame that are not children of another run."""
+    column = f"tags.{PARENT_RUN_TAG}"
+    if column not in runs.columns:
+        return runs
+    return runs[runs[column].isna()].reset_index(drop=True)
+
+
 def runs_frame(runs: list[Run]) -> pd.DataFrame:
     """Runs as rows: identity columns, then `metrics.*`, `params.*` and `tags.*` columns."""
     rows = []
@@ -405,7 +623,9 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
         row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
         row.update({f"params.{k}": v for k, v in run.data.params.items()})
         tags = run.data.tags.items()
-        row.update({f"tags.{k}": v for k, v in tags if not k.startswith("mlflow.")})
+        row.update(
+            {f"tags.{k}": v for k, v in tags if not k.startswith("mlflow.") or k in SYSTEM_TAGS}
+        )
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
