@@ -289,6 +289,9 @@ def metric_direction(metric: str, overrides: dict[str, Direction] | None = None)
     name = metric.lower().rsplit(".", 1)[-1].split("/", 1)[0]
     if name in LOWER_IS_BETTER or name.endswith(LOWER_IS_BETTER_SUFFIXES):
         return "lower"
+    # Durations (autolog's mean_fit_time, latency) and spreads (std_test_score) are costs.
+    if name.endswith(("_time", "_seconds", "latency")) or name.startswith("std_"):
+        return "lower"
     if name in FAIRNESS_RATIOS:
         return "closer_to_one"
     if name.endswith("_ratio") and any(word in metric.lower() for word in PARITY_WORDS):

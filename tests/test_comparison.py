@@ -283,6 +283,11 @@ def test_cli_compares_versions_as_a_table_or_csv(
         ("mae_difference", "lower"),
         ("mean_prediction_ratio", "closer_to_one"),
         ("fairness.neighborhood.rmse_ratio", "closer_to_one"),
+        # What sklearn autolog logs on a sweep: durations and spreads are costs.
+        ("mean_fit_time", "lower"),
+        ("std_test_score", "lower"),
+        ("mean_test_score", "higher"),
+        ("p95_latency", "lower"),
     ],
 )
 def test_every_metric_has_one_direction(metric: str, direction: str) -> None:
