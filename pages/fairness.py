@@ -149,8 +149,10 @@ message = (
 config = report.config
 decision = f"{config.score} ≥ {config.threshold:g}" if config.score else f"{config.prediction} = 1"
 st.caption(
-    f"Source: {review.evidence.source}. {report.n_rows:,} rows; decision {decision}; "
-    f"groups under {config.min_group_size} rows are left out of the disparities."
+    plain(
+        f"Source: {review.evidence.source}. {report.n_rows:,} rows; decision {decision}; "
+        f"groups under {config.min_group_size} rows are left out of the disparities."
+    )
 )
 if report.notes:
     st.warning("\n".join(f"- {note}" for note in report.notes))

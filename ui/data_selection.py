@@ -81,7 +81,9 @@ def select_data(
         versions,
         index=versions.index(champion) if champion in versions else 0,
         key=f"{prefix}_version",
-        help=f"Its reference set: {policy.data.reference}",
+        help="Its reference set: the policy's data.reference, else the training dataset "
+        "logged with its run (mlflow.log_input), else the run's artifact "
+        "reference/reference.parquet. The page names the one it used.",
     )
     middle.caption(f"{policy.alias}: v{champion}" if champion else f"No {policy.alias} yet.")
     source = right.radio("Current data", [CONFIGURED, UPLOAD], key=f"{prefix}_source")
