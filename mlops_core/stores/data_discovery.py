@@ -241,7 +241,11 @@ def _from_source(item: DatasetInput) -> tuple[pd.DataFrame, str]:
             local = _download(uri, Path(folder))
         else:
             # Artifact stores MLflow knows (s3, gs, mlflow-artifacts, ...) load themselves.
-            local = Path(source.load(dst_path=folder))
+            loaded = source.load(dst_path=folder)
+            if not isinstance(loaded, str | Path):
+                # Such as a Hugging Face dataset: not a file the panel reads.
+                raise NotFound(f"the {item.dataset.source_type} source {uri} is not a file")
+            local = Path(loaded)
         if local.is_dir():
             raise InvalidInput(f"{uri} is a folder, not a CSV/Parquet file")
         return read_table_file(local, local.name, max_bytes=_max_bytes()), uri
