@@ -3,7 +3,11 @@ the policy, the run's logged datasets, the `mlflow.evaluate` table, the demo con
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
@@ -182,3 +186,46 @@ def test_the_profile_page_says_where_the_reference_came_from(
     assert "training dataset 'churn-train' logged with run" in captions
     assert "(mlflow.log_input)" in captions
     assert_no_exception(at)
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTP server over a folder: (base URL, folder)."""
+    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_dataset_logged_from_an_http_source_is_loaded_from_there(
+    team_settings: Settings, http_folder: tuple[str, Path]
+) -> None:
+    base, folder = http_folder
+    frame = churn_frame(80, 13)
+    frame.to_parquet(folder / "eval.parquet")
+    mlflow.set_tracking_uri(team_settings.tracking_uri)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mlflow.start_run() as run:
+                dataset = mlflow.data.from_pandas(
+                    frame, source=f"{base}/eval.parquet", name="served-eval"
+                )
+                mlflow.log_input(dataset, context="eval")
+    finally:
+        mlflow.set_tracking_uri(None)
+    client = MlflowClient(team_settings.tracking_uri)
+    found = find_data(
+        Registry(team_settings.tracking_uri),
+        NO_POLICY,
+        _register(client, run.info.run_id, "served-model"),
+        "evaluation",
+    )
+    assert found.kind == "logged_dataset"
+    assert found.description.endswith(f"(mlflow.log_input), {base}/eval.parquet")
+    pd.testing.assert_frame_equal(found.loaded.frame, frame)
