@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput, NotFound
+from mlops_core.evidence.fairness_evidence import fairness_config, with_found_columns
 from mlops_core.policy import DataSources, ModelPolicy, parse_policy
 from mlops_core.stores.data_discovery import find_data
 from mlops_core.stores.registry import Registry, VersionInfo
@@ -76,6 +77,16 @@ def test_evaluation_without_a_dataset_comes_from_the_mlflow_evaluate_table(
         registry, NO_POLICY, version(registry, "team-house-price", "2"), "reference"
     )
     assert reference.kind == "logged_dataset" and "'houses'" in reference.description
+
+
+def test_fairness_reads_label_and_prediction_from_the_evaluate_table(registry: Registry) -> None:
+    # The table names its own target and output columns, whatever the policy's defaults
+    # ("label", "score") call them.
+    found = find_data(registry, NO_POLICY, version(registry, "team-house-price", "2"), "evaluation")
+    config = fairness_config(with_found_columns(NO_POLICY, found), ["neighborhood"])
+    assert (config.label, config.prediction, config.score) == ("price", "outputs", None)
+    logged = find_data(registry, NO_POLICY, version(registry, "team-churn", "1"), "evaluation")
+    assert with_found_columns(NO_POLICY, logged) is NO_POLICY
 
 
 def test_nothing_found_names_every_option_in_order(registry: Registry) -> None:
