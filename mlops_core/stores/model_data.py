@@ -35,13 +35,6 @@ def load_reference(
     return find_data(registry, policy, version, "reference", sample_size).loaded
 
 
-def load_evaluation(
-    registry: Registry, policy: ModelPolicy, version: VersionInfo, sample_size: int | None = None
-) -> LoadedData:
-    """The version's labelled evaluation set, from the first source that has it."""
-    return find_data(registry, policy, version, "evaluation", sample_size).loaded
-
-
 def current_bounds(settings: Settings, data: DataSources) -> tuple[datetime, datetime] | None:
     """Oldest and newest timestamp of the current data (naive UTC), None when it has no rows."""
     _require_current(data)
