@@ -197,6 +197,16 @@ def test_the_profile_page_says_where_the_reference_came_from(
     assert "training dataset 'churn-train' logged with run" in captions
     assert "(mlflow.log_input)" in captions
     assert_no_exception(at)
+    # A model whose runs logged no data: the page says where it looked and what to set.
+    at.selectbox(key="model").set_value("team-legacy-fraud").run()
+    assert_no_exception(at)
+    error = shown(at.error[0])
+    assert error.startswith("No reference data found for team-legacy-fraud v")
+    assert (
+        error.index("data.reference")
+        < error.index("mlflow.log_input")
+        < error.index("reference/reference.parquet")
+    )
 
 
 @pytest.fixture
