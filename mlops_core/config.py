@@ -58,7 +58,13 @@ class Settings:
 
     @property
     def is_embedded_tracking(self) -> bool:
-        return self.tracking_uri.startswith("sqlite:")
+        """The tracking store is the panel's own (``sqlite:///<data folder>/mlflow.db``): only
+        then do runs the panel creates keep their artifacts under `artifact_root`. A team's
+        store, embedded or behind a server, keeps them where it keeps everyone's."""
+        url = make_url(self.tracking_uri) if self.tracking_uri.startswith("sqlite:") else None
+        if url is None or not url.database:
+            return False
+        return Path(url.database).expanduser().resolve() == self.data_dir / "mlflow.db"
 
     @property
     def migrate_url(self) -> str:

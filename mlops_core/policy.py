@@ -109,10 +109,15 @@ class DriftPolicy(_Strict):
 
 
 class DataSources(_Strict):
-    """Where a model's data lives. `artifact:` paths are artifacts of the version's run."""
+    """Where a model's data lives. `artifact:` paths are artifacts of the version's run.
 
-    reference: str = "artifact:reference/reference.parquet"
-    evaluation: str = "artifact:evaluation/evaluation.parquet"
+    Unset reference and evaluation sets are found from what MLflow recorded with the version
+    (its logged datasets, an `mlflow.evaluate` table, the demo's artifact paths): see
+    `stores.data_discovery`.
+    """
+
+    reference: str | None = None
+    evaluation: str | None = None
     current_url: str | None = None
     current_table: str | None = None
     current_query: str | None = None

@@ -35,6 +35,7 @@ from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
 from ui.data_selection import select_data
 from ui.identity import require_page
 from ui.reports import show_report
+from ui.text import plain
 
 current = settings()
 require_page(current, "data_profiles")
@@ -162,10 +163,13 @@ policy = selection.policy
 
 reference = or_stop(_reference, current, model, version, sample_size)
 data = or_stop(_current, current, model, window, sample_size, upload)
+# Descriptions carry dataset names and paths from MLflow: text, never Markdown.
 st.caption(
-    f"Reference: v{version}, {reference.description} ({reference.caption}). "
-    f"Current: {data.description} ({data.caption}). Profiled: {len(reference.frame):,} "
-    f"reference and {len(data.frame):,} current rows (at most {sample_size:,} per side)."
+    plain(
+        f"Reference: v{version}, {reference.description} ({reference.caption}). "
+        f"Current: {data.description} ({data.caption}). Profiled: {len(reference.frame):,} "
+        f"reference and {len(data.frame):,} current rows (at most {sample_size:,} per side)."
+    )
 )
 
 st.subheader("Freshness")

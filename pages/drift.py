@@ -148,11 +148,14 @@ policy = selection.policy
 
 check = or_stop(_check, current, model, version, window, sample_size, upload)
 result = check.result
+# Descriptions carry dataset names and paths from MLflow: text, never Markdown.
 st.caption(
-    f"Reference: v{check.reference_version}, {check.reference.description} "
-    f"({check.reference.caption}). Current: {check.current.description} "
-    f"({check.current.caption}). Compared: {result.n_reference:,} reference and "
-    f"{result.n_current:,} current rows (at most {sample_size:,} per side)."
+    plain(
+        f"Reference: v{check.reference_version}, {check.reference.description} "
+        f"({check.reference.caption}). Current: {check.current.description} "
+        f"({check.current.caption}). Compared: {result.n_reference:,} reference and "
+        f"{result.n_current:,} current rows (at most {sample_size:,} per side)."
+    )
 )
 _verdict(check)
 

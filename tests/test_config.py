@@ -22,6 +22,19 @@ def test_zero_configuration_puts_everything_under_one_data_folder(tmp_path: Path
     assert settings.audit_anchor_file == tmp_path / "audit-anchors.jsonl"
 
 
+def test_a_teams_own_sqlite_store_is_not_the_panels_embedded_store(tmp_path: Path) -> None:
+    # Runs the panel logs into a team's store keep their artifacts where the team keeps
+    # everyone's, not in the panel's data folder.
+    team = load_settings(
+        {"MLOPS_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/t.db"}
+    )
+    assert not team.is_embedded_tracking
+    own = load_settings(
+        {"MLOPS_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    )
+    assert own.is_embedded_tracking
+
+
 def test_default_data_folder_is_dot_mlops_in_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

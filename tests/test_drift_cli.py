@@ -149,3 +149,32 @@ def test_model_check_is_logged_to_mlflow(run, demo_settings, tmp_path, monkeypat
 def test_bad_arguments_exit_2(run, demo_settings, args, message) -> None:
     code, _, err = run(demo_settings, *args)
     assert code == 2 and message in err, err
+
+
+def test_model_drift_decides_with_the_policys_max_drift_share(
+    run, demo_settings, tmp_path, monkeypatch
+) -> None:
+    # 3 of the 8 columns drift in the latest window: under Evidently's dataset share (50%)
+    # that is no drift, but a policy allowing at most 20% fails its drift gate, and so must
+    # the command a pipeline runs.
+    assert demo_settings.policy_file is not None
+    strict = tmp_path / "policy.toml"
+    text = demo_settings.policy_file.read_text()
+    strict.write_text(text.replace("max_drift_share = 0.5", "max_drift_share = 0.2"))
+    monkeypatch.setenv("MLOPS_POLICY_FILE", str(strict))
+    code, out, err = run(demo_settings, "--model", "churn-predictor", "--json", "--no-log")
+    assert code == 1, err
+    summary = json.loads(out)
+    assert summary["drifted"] is True and summary["decision_threshold"] == 0.2
+    assert summary["threshold_source"] == f"policy defaults.drift.max_drift_share in {strict}"
+    code, out, _ = run(demo_settings, "--model", "churn-predictor", "--no-log")
+    assert code == 1 and "DRIFTED: 3 of 8 columns drifted" in out
+    assert "threshold 0.2 from policy defaults.drift.max_drift_share" in out
+
+
+def test_two_files_say_the_default_threshold_decided(run, demo_settings, files) -> None:
+    code, out, _ = run(
+        demo_settings, "--reference", str(files["reference.parquet"]),
+        "--current", str(files["same.csv"]),
+    )  # fmt: skip
+    assert code == 0 and "threshold 0.5 from the default" in out

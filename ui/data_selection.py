@@ -81,7 +81,9 @@ def select_data(
         versions,
         index=versions.index(champion) if champion in versions else 0,
         key=f"{prefix}_version",
-        help=f"Its reference set: {policy.data.reference}",
+        help="Its reference set: the policy's data.reference, else the training dataset "
+        "logged with its run (mlflow.log_input), else the run's artifact "
+        "reference/reference.parquet. The page names the one it used.",
     )
     served = models[model].served_from
     middle.caption(plain(f"{served}: v{champion}" if champion else f"Served from: {served}."))

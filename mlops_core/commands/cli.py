@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from mlops_core.commands import (
     users,
     workflow,
 )
+from mlops_core.commands.output import json_document_only
 from mlops_core.config import load_settings
 from mlops_core.errors import MlopsError
 from mlops_core.redaction import redact
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _quiet_libraries() -> None:
     # MLflow and scikit-learn chatter would drown the one line a CI log needs.
     warnings.filterwarnings("ignore")
+    # MLflow prints links to each finished run on an HTTP tracking server to stdout.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -67,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args, load_settings()))
+        with json_document_only(getattr(args, "json", False)):
+            return int(args.handler(args, load_settings()))
     except MlopsError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_ERROR

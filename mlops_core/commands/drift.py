@@ -17,7 +17,9 @@ from mlops_core.errors import InvalidInput
 from mlops_core.evidence.drift import DriftOptions, DriftResult, compute_drift
 from mlops_core.evidence.monitoring import (
     DriftCheck,
+    DriftVerdict,
     check_model_drift,
+    default_verdict,
     drift_report,
     log_drift_check,
 )
@@ -59,14 +61,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     if args.model is not None:
-        result, subject = _model_drift(args, settings)
+        check, subject = _model_drift(args, settings)
+        result, verdict = check.result, check.verdict
     else:
         result, subject = _file_drift(args)
+        verdict = default_verdict(result)
     if args.json:
-        print_json({**subject, **result.to_dict()})
+        print_json({**subject, **result.to_dict(), **verdict.to_dict()})
     else:
-        _print_result(subject, result)
-    return EXIT_DRIFTED if result.dataset_drifted else EXIT_OK
+        _print_result(subject, result, verdict)
+    return EXIT_DRIFTED if verdict.drifted else EXIT_OK
 
 
 def parse_window(value: str) -> tuple[datetime | None, datetime | None]:
@@ -92,7 +96,7 @@ def _moment(text: str) -> datetime | None:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _model_drift(args: argparse.Namespace, settings: Settings) -> tuple[DriftResult, dict]:
+def _model_drift(args: argparse.Namespace, settings: Settings) -> tuple[DriftCheck, dict]:
     if args.reference or args.current:
         raise InvalidInput("Give either --model or --reference and --current, not both.")
     window = parse_window(args.window) if args.window else None
@@ -111,7 +115,7 @@ def _model_drift(args: argparse.Namespace, settings: Settings) -> tuple[DriftRes
         subject["mlflow_run_id"] = log_drift_check(
             settings, registry, check, drift_report(check), actor
         )
-    return check.result, subject
+    return check, subject
 
 
 def _subject(check: DriftCheck) -> dict:
@@ -145,7 +149,7 @@ def _file_drift(args: argparse.Namespace) -> tuple[DriftResult, dict]:
     return result, subject
 
 
-def _print_result(subject: dict, result: DriftResult) -> None:
+def _print_result(subject: dict, result: DriftResult, verdict: DriftVerdict) -> None:
     title = subject.get("model", "two files")
     print(f"Drift of {title}")
     for key in ("reference", "current"):
@@ -157,13 +161,12 @@ def _print_result(subject: dict, result: DriftResult) -> None:
     print(table(["column", "type", "method", "score", "threshold", "drifted"], rows))
     for skipped in result.skipped:
         print(f"skipped {skipped.column}: {skipped.reason}")
-    verdict = "DRIFTED" if result.dataset_drifted else "NOT DRIFTED"
+    word = "DRIFTED" if verdict.drifted else "NOT DRIFTED"
     print(
-        f"\n{verdict}: {len(result.drifted_columns)} of {len(result.columns)} columns drifted "
-        f"({result.drift_share:.0%}; the dataset drifts at {result.drift_share_threshold:.0%})"
+        f"\n{word}: {len(result.drifted_columns)} of {len(result.columns)} columns drifted "
+        f"({result.drift_share:.0%}; {verdict.rule})"
     )
-    if subject.get("max_drift_share") is not None:
-        print(f"policy gate: at most {subject['max_drift_share']:.0%} drifted columns")
+    print(f"threshold {verdict.threshold:g} from {verdict.source}")
     if "mlflow_run_id" in subject:
         print(f"logged to MLflow: run {subject['mlflow_run_id']}")
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from contextvars import ContextVar
+from typing import IO, Any
+
+# Where `print_json` writes while `json_document_only` sends everything else to stderr.
+_document: ContextVar[IO[str] | None] = ContextVar("json_document", default=None)
 
 
 def _finite(value: Any) -> Any:
@@ -19,7 +26,24 @@ def _finite(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(_finite(value), indent=2, default=str, allow_nan=False))
+    stream = _document.get() or sys.stdout
+    print(json.dumps(_finite(value), indent=2, default=str, allow_nan=False), file=stream)
+
+
+@contextmanager
+def json_document_only(enabled: bool) -> Iterator[None]:
+    """With --json, stdout carries the one JSON document and nothing else: whatever a
+    library prints meanwhile (MLflow's "View run ... at" links for an HTTP tracking server,
+    say) goes to stderr, where a pipeline's `json.load(stdout)` never sees it."""
+    if not enabled:
+        yield
+        return
+    token = _document.set(sys.stdout)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _document.reset(token)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -56,8 +56,8 @@ from mlops_core.policy import (
     load_policy,
     metric_direction,
 )
+from mlops_core.stores.data_discovery import FoundData, find_data
 from mlops_core.stores.evidence_digests import UNRECORDED, check_evidence, record_evidence
-from mlops_core.stores.model_data import load_data_location
 from mlops_core.stores.registry import Registry, VersionInfo, mlflow_error_message
 from mlops_core.stores.sources import LoadedData
 
@@ -66,7 +66,6 @@ REPORT_FILE = "report.json"
 REPORT_ARTIFACT = f"{REPORT_DIR}/{REPORT_FILE}"
 PASSED_TAG = "mlops.fairness.passed"
 METRIC_PREFIX = "fairness."
-ARTIFACT_PREFIX = "artifact:"
 EXTERNAL = "external evidence (not produced by the panel)"
 # Columns with more distinct values than this are identifiers or measurements, not groups.
 MAX_SENSITIVE_VALUES = 50
@@ -163,7 +162,23 @@ def load_evaluation_set(
     settings: Settings, registry: Registry, model: str, version: str
 ) -> LoadedData:
     found = resolve_version(registry, model, version)
-    return load_data_location(registry, found.run_id, model_policy(settings, model).data.evaluation)
+    return find_data(registry, model_policy(settings, model), found, "evaluation").loaded
+
+
+def with_found_columns(policy: ModelPolicy, found: FoundData) -> ModelPolicy:
+    """The policy with the label and decision columns the data names itself: an
+    `mlflow.evaluate` table holds its target and the model's outputs, whatever the policy's
+    defaults call them."""
+    if found.label_column is None or found.prediction_column is None:
+        return policy
+    data = policy.data.model_copy(
+        update={
+            "label_column": found.label_column,
+            "prediction_column": found.prediction_column,
+            "score_column": None,
+        }
+    )
+    return policy.model_copy(update={"data": data})
 
 
 def sensitive_options(frame: pd.DataFrame, policy: ModelPolicy) -> list[str]:
@@ -368,7 +383,7 @@ def fairness_for_version(
         if verdict.evidence is not None:
             return verdict.evidence._replace(task_reason=detected.summary)
     try:
-        loaded = load_data_location(registry, found.run_id, policy.data.evaluation)
+        data = find_data(registry, policy, found, "evaluation")
     except MlopsError as exc:
         if not verdict.rejected:
             raise
@@ -376,7 +391,7 @@ def fairness_for_version(
             f"The stored fairness evidence is not used: {verdict.why_not}. Nor can it be "
             f"recomputed: {exc}"
         ) from None
-    evidence = compute_fairness(loaded, policy, sensitive, task)
+    evidence = compute_fairness(data.loaded, with_found_columns(policy, data), sensitive, task)
     return evidence._replace(
         source="; ".join(filter(None, [evidence.source, verdict.why_not])),
         task_reason=detected.summary,

@@ -30,6 +30,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput, NotFound, RegistryUnavailable
+from mlops_core.evidence.comparison import TOLERANCE_SLACK
 from mlops_core.evidence.drift import (
     EVIDENTLY_REPORT_SAMPLE,
     DriftOptions,
@@ -80,10 +81,26 @@ class DriftCheck:
     # The policy's gate on the share of drifted columns, if it sets one.
     max_drift_share: float | None
     result: DriftResult
+    # The policy key `max_drift_share` came from, when it is set.
+    max_drift_share_key: str | None = None
 
     @property
     def has_window(self) -> bool:
         return self.window_start is not None
+
+    @property
+    def verdict(self) -> DriftVerdict:
+        """Drifted or not under the policy's gate when it sets one (as the drift gate
+        decides), else under the share of drifted columns at which the dataset drifts."""
+        result = self.result
+        if self.max_drift_share is not None:
+            return DriftVerdict(
+                drifted=result.drift_share > self.max_drift_share + TOLERANCE_SLACK,
+                threshold=self.max_drift_share,
+                rule=f"drifted when more than {self.max_drift_share:.0%} of columns drift",
+                source=f"policy {self.max_drift_share_key}",
+            )
+        return default_verdict(result)
 
     def to_dict(self) -> dict:
         return {
@@ -97,6 +114,36 @@ class DriftCheck:
             "max_drift_share": self.max_drift_share,
             **self.result.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    """The decision a pipeline acts on, with the threshold used and where it came from."""
+
+    drifted: bool
+    threshold: float
+    rule: str
+    source: str
+
+    def to_dict(self) -> dict:
+        return {
+            "drifted": self.drifted,
+            "decision_threshold": self.threshold,
+            "decision_rule": self.rule,
+            "threshold_source": self.source,
+        }
+
+
+def default_verdict(result: DriftResult) -> DriftVerdict:
+    """Without a policy gate: the dataset drifts at the share of drifted columns it was
+    computed with (drift.column_drift_share, 0.5 unless the policy says otherwise)."""
+    return DriftVerdict(
+        drifted=result.dataset_drifted,
+        threshold=result.drift_share_threshold,
+        rule=f"drifted when at least {result.drift_share_threshold:.0%} of columns drift",
+        source="the default: no policy drift.max_drift_share applies, so the share at which "
+        "the dataset drifts (drift.column_drift_share) decides",
+    )
 
 
 @dataclass(frozen=True)
@@ -196,7 +243,16 @@ def check_model_drift(
         options=options,
         max_drift_share=(policy.drift or DriftPolicy()).max_drift_share,
         result=compute_drift(reference.frame, current.frame, options),
+        max_drift_share_key=_drift_key(settings, model),
     )
+
+
+def _drift_key(settings: Settings, model: str) -> str:
+    policy = load_policy(settings.policy_file)
+    own = policy.models.get(model)
+    # A model's table is merged over [defaults]: its own key is one that differs.
+    table = f'models."{model}"' if own and own.drift != policy.defaults.drift else "defaults"
+    return f"{table}.drift.max_drift_share in {policy.source}"
 
 
 def _resolve_window(

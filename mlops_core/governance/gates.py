@@ -38,7 +38,7 @@ from mlops_core.evidence.schema_check import check_schema, signature_inputs_for_
 from mlops_core.policy import ModelPolicy, Policy, describe_target, load_policy
 from mlops_core.stores.audit import json_safe
 from mlops_core.stores.db import utcnow
-from mlops_core.stores.model_data import load_data_location
+from mlops_core.stores.model_data import load_reference
 from mlops_core.stores.registry import Registry, RunDetail, VersionInfo
 from mlops_core.stores.sources import as_loaded, load_file, load_sql_window, sql_time_bounds
 
@@ -341,10 +341,9 @@ def _regression(
 
 
 def _reference(context: _Context) -> tuple[pd.DataFrame, str]:
-    """The candidate's reference set (policy `data.reference`); drift samples it."""
-    loaded = load_data_location(
-        context.registry, context.candidate.run_id, context.model_policy.data.reference
-    )
+    """The candidate's reference set (policy `data.reference`, else found in MLflow); drift
+    samples it."""
+    loaded = load_reference(context.registry, context.model_policy, context.candidate)
     return loaded.frame, f"{loaded.description} ({loaded.caption})"
 
 

@@ -25,7 +25,7 @@ from mlops_core.policy import (
     stage_of,
 )
 from mlops_core.redaction import redact
-from mlops_core.stores.model_data import ARTIFACT_PREFIX
+from mlops_core.stores.data_discovery import ARTIFACT_PREFIX
 from mlops_core.stores.registry import Registry, VersionInfo
 
 # Alias names teams serve from, most telling first.

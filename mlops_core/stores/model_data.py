@@ -1,6 +1,6 @@
-"""A model's data as its policy's `data` section locates it: the reference and evaluation
-sets of a version (``artifact:`` paths of its run, or files) and windows of current data
-(a SQL table or query with a timestamp column, or CSV/Parquet files).
+"""A model's data: the reference and evaluation sets of a version (where the policy's
+`data` section puts them, else where MLflow recorded them: `stores.data_discovery`) and
+windows of current data (a SQL table or query with a timestamp column, or CSV/Parquet files).
 
 Gates, the drift and profile pages, the drift CLI and the monitoring history all load
 through here, so they judge the very same rows.
@@ -10,55 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 
 from mlops_core.config import Settings
 from mlops_core.errors import ConfigError, InvalidInput, NotFound
 from mlops_core.policy import DataSources, DriftPolicy, ModelPolicy
+from mlops_core.stores.data_discovery import find_data
 from mlops_core.stores.registry import Registry, VersionInfo
 from mlops_core.stores.sources import (
     LoadedData,
     as_loaded,
     load_file,
-    load_run_artifact_frame,
     load_sql_window,
     sql_time_bounds,
     weekly_windows,
 )
 
-ARTIFACT_PREFIX = "artifact:"
-
-
-def load_data_location(
-    registry: Registry, run_id: str | None, location: str, sample_size: int | None = None
-) -> LoadedData:
-    """``artifact:<path>`` is an artifact of the run; anything else is a CSV/Parquet file."""
-    if location.startswith(ARTIFACT_PREFIX):
-        if run_id is None:
-            raise InvalidInput(
-                f"The data location {location!r} is an artifact of the version's run, "
-                "but the version has no run."
-            )
-        return load_run_artifact_frame(
-            registry.client, run_id, location[len(ARTIFACT_PREFIX) :], sample_size
-        )
-    return load_file(Path(location).expanduser(), sample_size)
-
 
 def load_reference(
     registry: Registry, policy: ModelPolicy, version: VersionInfo, sample_size: int | None = None
 ) -> LoadedData:
-    """The version's reference set (policy `data.reference`)."""
-    return load_data_location(registry, version.run_id, policy.data.reference, sample_size)
-
-
-def load_evaluation(
-    registry: Registry, policy: ModelPolicy, version: VersionInfo, sample_size: int | None = None
-) -> LoadedData:
-    """The version's labelled evaluation set (policy `data.evaluation`)."""
-    return load_data_location(registry, version.run_id, policy.data.evaluation, sample_size)
+    """The version's reference set, from the first source that has it (`find_data`)."""
+    return find_data(registry, policy, version, "reference", sample_size).loaded
 
 
 def current_bounds(settings: Settings, data: DataSources) -> tuple[datetime, datetime] | None:
