@@ -31,3 +31,7 @@ class ActionRefused(MlopsError):
 
 class QueryTimeout(MlopsError):
     """Reading data took longer than the configured limit and was stopped."""
+
+
+class PolicyDataMissing(ConfigError):
+    """The policy names data for a model that is not there: the policy needs fixing."""

@@ -8,7 +8,14 @@ import pytest
 from mlops_core.config import Settings
 from mlops_core.errors import NotFound
 from mlops_core.evidence.fairness_evidence import load_evaluation_set
-from mlops_core.governance.gates import FAILED, NOT_EVALUATED, PASSED, GateReport, evaluate_gates
+from mlops_core.governance.gates import (
+    FAILED,
+    NOT_CONFIGURED,
+    NOT_EVALUATED,
+    PASSED,
+    GateReport,
+    evaluate_gates,
+)
 from mlops_core.stores.registry import Registry
 
 CHURN = "churn-predictor"
@@ -98,13 +105,15 @@ def test_missing_evidence_is_not_evaluated_and_never_passes(
     gates = _by_name(report)
     assert {name: g.status for name, g in gates.items()} == {
         "min pr_auc": NOT_EVALUATED,
-        "fairness": NOT_EVALUATED,
+        # The policy names evaluation data this version does not have: the policy is wrong.
+        "fairness": NOT_CONFIGURED,
         "drift": NOT_EVALUATED,
         "schema": NOT_EVALUATED,
     }
     assert not report.passed and len(report.blocking) == 4
     assert "no pr_auc metric" in gates["min pr_auc"].reason
     assert "nowhere/evaluation.parquet" in gates["fairness"].reason
+    assert "Fix or remove that key" in gates["fairness"].reason
     assert "no current data source is configured" in gates["drift"].reason
 
 

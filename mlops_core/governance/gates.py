@@ -30,7 +30,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from mlops_core.config import Settings
-from mlops_core.errors import ConfigError, InvalidInput, MlopsError, NotFound
+from mlops_core.errors import ConfigError, InvalidInput, MlopsError, NotFound, PolicyDataMissing
 from mlops_core.evidence.comparison import TOLERANCE_SLACK, metric_deltas
 from mlops_core.evidence.drift import DriftOptions, compute_drift
 from mlops_core.evidence.fairness_evidence import fairness_for_version
@@ -248,6 +248,8 @@ def _guarded(
     """A gate whose evidence cannot be had is reported as not evaluated, with why."""
     try:
         return gate(context)
+    except PolicyDataMissing as exc:
+        return [GateResult(name, kind, NOT_CONFIGURED, None, None, "", f"Not configured: {exc}")]
     except MlopsError as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001

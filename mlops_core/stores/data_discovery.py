@@ -37,7 +37,7 @@ from mlflow.exceptions import MlflowException
 from requests.exceptions import RequestException
 
 from mlops_core.config import data_limits
-from mlops_core.errors import InvalidInput, MlopsError, NotFound
+from mlops_core.errors import InvalidInput, MlopsError, NotFound, PolicyDataMissing
 from mlops_core.policy import ModelPolicy
 from mlops_core.stores.registry import Registry, VersionInfo
 from mlops_core.stores.sources import (
@@ -137,7 +137,16 @@ def find_data(
     """The version's reference or evaluation set from the first source that has it."""
     location = policy_location(policy, role)
     if location is not None:
-        loaded = load_data_location(registry, version.run_id, location, sample_size)
+        try:
+            loaded = load_data_location(registry, version.run_id, location, sample_size)
+        except (NotFound, InvalidInput) as exc:
+            # The policy said where; guessing elsewhere would gate on data nobody chose.
+            raise PolicyDataMissing(
+                f"the policy's data.{role} = {location!r} cannot be read for "
+                f"v{version.version} of {version.model_name} ({exc}). Fix or remove that key "
+                "in the policy; without it the panel looks for logged datasets, the "
+                "mlflow.evaluate table and the artifact convention."
+            ) from None
         return FoundData("policy", role, _described(loaded, f"policy data.{role}", sample_size))
     search = _Search(role)
     run = _run(registry, version, search)
