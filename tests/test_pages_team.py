@@ -10,9 +10,19 @@ from streamlit.testing.v1 import AppTest
 
 from mlops_core.config import Settings
 from mlops_core.evidence.run_tree import CHILD_MARK
-from tests.apptest import VIEWER, app_test, assert_no_exception, open_page, runs_table, tick
+from tests.apptest import (
+    ADMIN,
+    VIEWER,
+    app_test,
+    assert_no_exception,
+    open_page,
+    runs_table,
+    tick,
+)
 from tests.team_store import LONG_PARAM, TeamStore
 from ui.comparison_view import MISSING
+from ui.navigation import PAGES as NAVIGATION
+from ui.navigation import PageSpec
 
 
 def table(at: AppTest, *columns: str) -> pd.DataFrame:
@@ -145,3 +155,18 @@ def test_stages_on_the_models_page_and_the_overview(
     assert_no_exception(at)
     overview = at.dataframe[0].value.set_index("model")
     assert overview.loc["team-legacy-fraud", "stages"] == "Production: v1 · Staging: v2"
+
+
+@pytest.mark.parametrize("spec", NAVIGATION, ids=lambda spec: spec.key)
+def test_every_page_opens_on_a_store_the_panel_did_not_create(
+    monkeypatch: pytest.MonkeyPatch, team_env: dict[str, str], spec: PageSpec
+) -> None:
+    """An admin, so that every page lets them in; no policy, so nothing is promotable."""
+    at = app_test(monkeypatch, team_env, ADMIN).run()
+    at.switch_page(spec.file).run()
+    assert_no_exception(at)
+    shown_text = " ".join(str(e.value) for e in [*at.markdown, *at.caption, *at.info])
+    assert at.title and at.title[0].value == spec.title
+    if spec.key == "overview":
+        assert "No policy covers" in " ".join(str(w.value) for w in at.warning)
+    assert "Traceback" not in shown_text

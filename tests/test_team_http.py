@@ -107,3 +107,59 @@ def test_a_logged_drift_check_lands_in_the_servers_artifact_store(served: Served
     assert json.loads(Path(local).read_text())["model"] == CHURN
     assert list(served.artifacts_dir.rglob("summary.json"))
     assert not (served.settings.data_dir / "artifacts").exists()
+
+
+def _with_tokens(served: Served, person: str) -> dict[str, str]:
+    return {**served.env, "MLOPS_TOKEN": demo_token(served.settings, person)}
+
+
+def test_no_policy_entry_means_no_promotion_and_policy_init_gets_a_team_started_over_http(
+    served: Served, tmp_path: Path
+) -> None:
+    fraud = run_cli(
+        "request",
+        "--model",
+        "team-legacy-fraud",
+        "--version",
+        "2",
+        "--reason",
+        "x",
+        "--json",
+        env=served.env,
+    )
+    assert fraud.returncode == 2 and "No policy names where team-legacy-fraud" in fraud.stderr
+    draft_file = tmp_path / "draft.toml"
+    init = run_cli("policy", "init", "--output", str(draft_file), env=served.env)
+    assert init.returncode == 0, init.stderr
+    draft = draft_file.read_text()
+    assert 'target = "stage:Production"  # found: v1 is in stage Production' in draft
+    check = run_cli("policy", "check", "--file", str(draft_file), "--json", env=served.env)
+    assert check.returncode == 1 and json.loads(check.stdout)["problems"]
+
+
+def test_a_stage_promotion_over_http_moves_exactly_the_stage(served: Served) -> None:
+    # Last in the module: it gives the team's stage-only model a policy.
+    policy_file = served.settings.data_dir / "policy.toml"
+    policy_file.write_text(
+        policy_file.read_text()
+        + '\n[models."team-legacy-fraud"]\ntarget = "stage:Production"\n'
+        + '[models."team-legacy-fraud".min_metrics]\nroc_auc = 0.5\n'
+    )
+    request = json_of(
+        served, "request", "--model", "team-legacy-fraud", "--version", "2", "--reason", "newer"
+    )
+    assert (request["target"], request["champion_version"]) == ("stage:Production", "1")
+    approve = run_cli(
+        "approve",
+        "--request",
+        str(request["id"]),
+        "--comment",
+        "checked",
+        "--json",
+        env=_with_tokens(served, "approver"),
+    )
+    assert approve.returncode == 0, approve.stderr
+    assert json.loads(approve.stdout)["status"] == "applied"
+    versions = Registry(served.url).list_versions("team-legacy-fraud")
+    assert {v.version: v.stage for v in versions} == {"2": "Production", "1": "Archived"}
+    assert Registry(served.url)._model("team-legacy-fraud").aliases == {}
