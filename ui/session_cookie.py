@@ -27,6 +27,8 @@ PENDING_KEY = "session_cookie_pending"
 # would read them from the page first, at the cost of a round trip and an extra rerun.
 JAR_KEY = "session_cookie_jar"
 EXPIRED = datetime(1970, 1, 1, tzinfo=UTC)
+# secrets.token_urlsafe(32) is 43 characters; a longer value is no secret of ours.
+MAX_SECRET_CHARS = 64
 
 
 def served_over_https() -> bool:
@@ -42,8 +44,12 @@ def _name() -> str:
 
 
 def cookie_secret() -> str | None:
-    """The sign-in secret the browser sent when this Streamlit session began, if any."""
-    return st.context.cookies.get(_name()) or None
+    """The sign-in secret the browser sent when this Streamlit session began, if any.
+
+    Anything else in its place (not text, or far longer than a secret) is ignored.
+    """
+    value = st.context.cookies.get(_name())
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_SECRET_CHARS else None
 
 
 def remember(secret: str, lifetime: timedelta) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from mlops_core.config import Settings
 from mlops_core.identity import Actor
 from mlops_core.people.access import AccessConfig, load_access, require_role
-from mlops_core.people.accounts import LocalUser, list_accounts
+from mlops_core.people.accounts import LocalUser, account_actor, list_accounts
 from mlops_core.stores.db import SignInThrottle, session_factory, utcnow
 
 SEE = "see accounts and role grants"
@@ -20,6 +20,8 @@ SEE = "see accounts and role grants"
 @dataclass(frozen=True)
 class AccountStatus:
     user: LocalUser
+    # The account's roles with the access file's grants added, as a sign-in would get them.
+    roles_now: frozenset[str]
     # Sign-in is backing off from some address until then (None: not locked anywhere).
     locked_until: datetime | None = None
     locked_addresses: int = 0
@@ -42,11 +44,15 @@ def _locks(settings: Settings, now: datetime) -> dict[str, tuple[datetime, int]]
 def account_statuses(
     settings: Settings, actor: Actor | None, now: datetime | None = None
 ) -> list[AccountStatus]:
-    """Every local account with its lock state, by username."""
+    """Every local account with its roles now and lock state, by username."""
     require_role(actor, "admin", SEE)
     locks = _locks(settings, now or utcnow())
     return [
-        AccountStatus(user, *locks.get(user.username, (None, 0)))
+        AccountStatus(
+            user,
+            account_actor(settings, user, "local").roles,
+            *locks.get(user.username, (None, 0)),
+        )
         for user in list_accounts(settings)
     ]
 
