@@ -88,3 +88,13 @@ def test_a_sign_in_survives_reloads_and_tabs_and_sign_out_ends_it_everywhere(
         screenshot(second, "session-signed-out")
         assert second.get_by_test_id("stException").count() == 0
         context.close()
+
+
+def test_an_admin_opens_users_and_roles(app_url: str) -> None:
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        sign_in(page, f"{app_url}/users", "admin", "admin-demo")
+        expect(page.get_by_role("heading", name="Users and roles")).to_be_visible(timeout=30_000)
+        page.get_by_test_id("stDataFrame").first.wait_for()
+        screenshot(page, "users-and-roles")
+        assert page.get_by_test_id("stException").count() == 0

@@ -175,7 +175,7 @@ def _reset_form(settings: Settings, actor: Actor, user: LocalUser) -> None:
 
 def _state_buttons(settings: Settings, actor: Actor, status: AccountStatus) -> None:
     user = status.user
-    disable, unlock = st.columns(2)
+    disable, unlock, _ = st.columns([1, 1, 4])
     verb = "Enable" if user.disabled else "Disable"
     if disable.button(verb, key=f"disable_{user.username}"):
         _act(
