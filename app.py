@@ -12,7 +12,7 @@ from ui.identity import current_actor, no_roles_page, sidebar_identity, sign_in_
 from ui.navigation import build_navigation, sign_in_navigation
 from ui.tokens_view import tokens_sidebar
 
-st.set_page_config(page_title="MLOps control panel", page_icon="🛡️", layout="wide")
+st.set_page_config(page_title="MLOps control panel", page_icon=":material/shield:", layout="wide")
 
 current = settings()
 ensure_schema(current)

@@ -21,6 +21,10 @@ MIN_AUDIT_KEY_CHARS = 32
 MAKE_AUDIT_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 # Access tokens for the CLI expire after at most this many days (MLOPS_TOKEN_MAX_DAYS).
 DEFAULT_TOKEN_MAX_DAYS = 90
+# A panel sign-in lasts this many hours, across reloads and tabs (MLOPS_SESSION_HOURS).
+DEFAULT_SESSION_HOURS = 8
+# A month: a longer-lived browser cookie is a standing credential nobody remembers holding.
+MAX_SESSION_HOURS = 720
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 
 
@@ -55,6 +59,7 @@ class Settings:
     audit_key_file: Path
     audit_anchor_file: Path
     token_max_days: int = DEFAULT_TOKEN_MAX_DAYS
+    session_hours: int = DEFAULT_SESSION_HOURS
 
     @property
     def is_embedded_tracking(self) -> bool:
@@ -189,10 +194,12 @@ def query_timeout_seconds(environ: Mapping[str, str] | None = None) -> int:
     return _positive_int(env, "MLOPS_QUERY_TIMEOUT_SECONDS", DEFAULT_QUERY_TIMEOUT_SECONDS)
 
 
-def _days_setting(env: Mapping[str, str], name: str, default: int) -> int:
+def _bounded_int(env: Mapping[str, str], name: str, default: int, most: int, unit: str) -> int:
     value = env.get(name) or str(default)
-    if not value.isdigit() or not 1 <= int(value) <= 3650:
-        raise ConfigError(f"{name} must be a whole number of days from 1 to 3650, not {value!r}.")
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise ConfigError(
+            f"{name} must be a whole number of {unit} from 1 to {most}, not {value!r}."
+        )
     return int(value)
 
 
@@ -242,7 +249,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         audit_anchor_file=_path_setting(
             env, "MLOPS_AUDIT_ANCHOR_FILE", data_dir / "audit-anchors.jsonl"
         ),
-        token_max_days=_days_setting(env, "MLOPS_TOKEN_MAX_DAYS", DEFAULT_TOKEN_MAX_DAYS),
+        token_max_days=_bounded_int(
+            env, "MLOPS_TOKEN_MAX_DAYS", DEFAULT_TOKEN_MAX_DAYS, 3650, "days"
+        ),
+        session_hours=_bounded_int(
+            env, "MLOPS_SESSION_HOURS", DEFAULT_SESSION_HOURS, MAX_SESSION_HOURS, "hours"
+        ),
     )
 
 

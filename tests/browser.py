@@ -72,7 +72,7 @@ def screenshot(page: Page, name: str) -> Path:
 
 
 def open_page(page: Page, title: str) -> None:
-    """Follow the sidebar link: a reload would start a new session, which signs out."""
+    """Follow the sidebar link, as a person does (a reload would rerun the whole app)."""
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
     wait_for_app(page)
 

@@ -28,9 +28,9 @@ from mlops_core.people.accounts import (
 from mlops_core.people.auth import authenticate, resolve_local_actor
 from mlops_core.people.passwords import hash_password, verify_password
 from mlops_core.people.sessions import (
-    SESSION_LIFETIME,
     end_session,
     session_actor,
+    session_lifetime,
     start_session,
 )
 from mlops_core.people.user_admin import BOOTSTRAP, disable_user, manage_user, remove_user
@@ -350,7 +350,7 @@ def test_sessions_end_on_expiry_sign_out_password_change_and_disabling(demo: Set
     approver = authenticate(demo, "approver", "approver-demo")
     secret = start_session(demo, approver)
     assert session_actor(demo, secret).username == "approver"
-    assert session_actor(demo, secret, now=utcnow() + SESSION_LIFETIME) is None
+    assert session_actor(demo, secret, now=utcnow() + session_lifetime(demo)) is None
     end_session(demo, secret)
     assert session_actor(demo, secret) is None
 

@@ -16,6 +16,7 @@ def test_zero_configuration_puts_everything_under_one_data_folder(tmp_path: Path
     assert settings.artifact_root == (tmp_path / "artifacts").as_uri()
     assert settings.users_file == tmp_path / "users.toml"
     assert settings.token_max_days == 90
+    assert settings.session_hours == 8
     assert settings.policy_file is None
     assert settings.is_embedded_tracking
     assert settings.audit_key is None and settings.audit_key_file == tmp_path / "audit.key"
@@ -95,6 +96,10 @@ def test_the_audit_key_is_never_shown(tmp_path: Path) -> None:
         ("MLOPS_DB_MIGRATE_URL", "not a url"),
         ("MLOPS_TOKEN_MAX_DAYS", "0"),
         ("MLOPS_TOKEN_MAX_DAYS", "ninety"),
+        ("MLOPS_SESSION_HOURS", "0"),
+        ("MLOPS_SESSION_HOURS", "-1"),
+        ("MLOPS_SESSION_HOURS", "721"),
+        ("MLOPS_SESSION_HOURS", "8h"),
     ],
 )
 def test_invalid_setting_fails_with_its_name(tmp_path: Path, name: str, value: str) -> None:

@@ -10,7 +10,9 @@ from ui.navigation import PAGES, navigation_plan
 def test_nobody_signed_in_sees_only_the_sign_in_form(monkeypatch, demo_env) -> None:
     at = app_test(monkeypatch, demo_env, as_actor=None).run()
     assert_no_exception(at)
-    assert at.title[0].value == "Sign in"
+    # The sign-in page names the product it signs into.
+    assert at.title[0].value == "MLOps control panel"
+    assert at.subheader[0].value == "Sign in"
     assert not at.dataframe
 
 
@@ -31,7 +33,7 @@ def test_wrong_password_is_refused_with_a_message(monkeypatch, demo_env) -> None
     at.button[0].click().run()
     assert_no_exception(at)
     assert "Wrong username or password" in shown(at.error[0])
-    assert at.title[0].value == "Sign in"
+    assert at.subheader[0].value == "Sign in"
 
 
 @pytest.mark.parametrize("who", [VIEWER, REQUESTER, APPROVER], ids=lambda a: a.username)

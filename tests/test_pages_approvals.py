@@ -86,7 +86,7 @@ def test_history_shows_the_decision_and_offers_the_record(monkeypatch, env) -> N
     at = open_page(monkeypatch, env, "approvals", APPROVER)
     assert "Requesting a promotion needs the requester role." in texts(at, "info")
     history = at.selectbox(key="history_pick")
-    assert history.options == ["#1 churn-predictor v3 ✅ applied — requester"]
+    assert history.options == ["#1 churn-predictor v3: applied — requester"]
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Decision record (Markdown)", "Decision record (HTML)"]
 

@@ -14,21 +14,29 @@ from mlops_core.governance.promotion.state import RequestView, describe
 from ui.text import plain
 
 VERDICT_WORDS = {"approve": "approved", "reject": "rejected"}
-STATUS_ICONS = {"passed": "✅", "failed": "❌", "not_evaluated": "⚠️", "not_configured": "⛔"}
-REQUEST_STATUS_ICONS = {
-    "pending": "🕓",
-    "approved": "👍",
-    "applying": "⏳",
-    "applied": "✅",
-    "rejected": "⛔",
-    "cancelled": "🚫",
-    "stale": "⌛",
-    "rolled_back": "↩️",
+# Streamlit's bundled Material icons, coloured: emoji show as empty boxes where no emoji
+# font is installed. Tables and select boxes cannot show icons, so they give the word alone.
+STATUS_ICONS = {
+    "passed": ":green[:material/check_circle:]",
+    "failed": ":red[:material/cancel:]",
+    "not_evaluated": ":orange[:material/warning:]",
+    "not_configured": ":red[:material/block:]",
+}
+# Request status -> (icon, badge colour).
+REQUEST_STATUS_BADGES = {
+    "pending": (":material/schedule:", "blue"),
+    "approved": (":material/thumb_up:", "green"),
+    "applying": (":material/hourglass_top:", "orange"),
+    "applied": (":material/check_circle:", "green"),
+    "rejected": (":material/block:", "red"),
+    "cancelled": (":material/do_not_disturb_on:", "gray"),
+    "stale": (":material/hourglass_disabled:", "gray"),
+    "rolled_back": (":material/undo:", "violet"),
 }
 
 
 def _status(status: str) -> str:
-    return f"{STATUS_ICONS.get(status, '')} {status.replace('_', ' ')}"
+    return status.replace("_", " ")
 
 
 def _when(value: datetime | None) -> str:
@@ -36,9 +44,8 @@ def _when(value: datetime | None) -> str:
 
 
 def request_label(view: RequestView) -> str:
-    icon = REQUEST_STATUS_ICONS.get(view.status, "")
     return (
-        f"#{view.id} {view.model_name} v{view.version} {icon} {view.status.replace('_', ' ')} "
+        f"#{view.id} {view.model_name} v{view.version}: {view.status.replace('_', ' ')} "
         f"— {view.requested_by}"
     )
 
@@ -51,7 +58,7 @@ def requests_table(views: list[RequestView]) -> None:
                 "model": v.model_name,
                 "version": f"v{v.version}",
                 "champion at request": f"v{v.champion_version}" if v.champion_version else "none",
-                "status": f"{REQUEST_STATUS_ICONS.get(v.status, '')} {v.status}",
+                "status": _status(v.status),
                 "requested by": v.requested_by,
                 "approvals": f"{len(v.approvers)} of {v.approvals_required}",
                 "gates at request": v.gate_summary,
@@ -120,10 +127,11 @@ def latest_gates(view: RequestView, now: list[GateResult] | None) -> list[GateRe
 
 def request_header(view: RequestView) -> None:
     st.subheader(plain(f"Request #{view.id}: {view.model_name} v{view.version} → {view.alias}"))
+    icon, colour = REQUEST_STATUS_BADGES.get(view.status, (None, "gray"))
+    st.badge(_status(view.status), icon=icon, color=colour)
     champion = f"v{view.champion_version}" if view.champion_version else "none"
-    left, middle, right = st.columns(3)
-    left.metric("Status", view.status.replace("_", " "))
-    middle.metric("Champion at request", champion)
+    left, right = st.columns(2)
+    left.metric("Champion at request", champion)
     right.metric("Approvals", f"{len(view.approvers)} of {view.approvals_required}")
     who = plain(f"{view.requested_by} (via {view.requested_via}), {_when(view.created_at)}")
     st.markdown(f"**Requested by** {who}")
@@ -160,7 +168,8 @@ def drift_summary(gates: list[GateResult]) -> None:
         st.caption("The policy has no drift gate for this model.")
         return
     gate = drift[0]
-    st.markdown(plain(f"{_status(gate.status)}: {gate.reason}"))
+    icon = STATUS_ICONS.get(gate.status, "")
+    st.markdown(f"{icon} {plain(f'{_status(gate.status)}: {gate.reason}')}")
     columns = gate.details.get("columns") or {}
     if columns:
         st.dataframe(

@@ -17,7 +17,13 @@ from mlops_core.errors import MlopsError
 from mlops_core.identity import Actor
 from mlops_core.people.access import actor_from_oidc, load_access, page_refusal
 from mlops_core.people.auth import authenticate
-from mlops_core.people.sessions import end_session, session_actor, start_session
+from mlops_core.people.sessions import (
+    end_session,
+    session_actor,
+    session_lifetime,
+    start_session,
+)
+from ui import session_cookie
 from ui.app_state import ensure_schema
 from ui.text import plain
 
@@ -46,13 +52,16 @@ def current_actor(settings: Settings) -> Actor | None:
         if not st.user.get("is_logged_in"):
             return None
         return actor_from_oidc(st.user.to_dict(), load_access(settings.access_file))
-    secret = st.session_state.get(SESSION_KEY)
+    # A new Streamlit session (a reload, a pasted link, a new tab) takes the browser's cookie.
+    secret = st.session_state.get(SESSION_KEY) or session_cookie.cookie_secret()
     if secret is None:
         return None
     actor = session_actor(settings, secret)
     if actor is None:
         # Expired, signed out elsewhere, or the account was removed or its password changed.
-        del st.session_state[SESSION_KEY]
+        st.session_state.pop(SESSION_KEY, None)
+    else:
+        st.session_state[SESSION_KEY] = secret
     return actor
 
 
@@ -97,25 +106,37 @@ def _local_sign_in(settings: Settings) -> None:
     except MlopsError as exc:
         st.error(plain(str(exc)))
         return
-    st.session_state[SESSION_KEY] = start_session(settings, actor)
+    secret = start_session(settings, actor)
+    st.session_state[SESSION_KEY] = secret
+    session_cookie.remember(secret, session_lifetime(settings))
     st.rerun()
 
 
 def sign_in_page(settings: Settings) -> None:
-    """The page shown to someone not signed in: single sign-on or the local form."""
-    st.title("Sign in")
-    auth = _auth_section()
-    if auth is not None:
-        _single_sign_on(auth)
-    else:
-        _local_sign_in(settings)
+    """The page shown to someone not signed in: single sign-on or the local form, in a
+    narrow column in the middle."""
+    _, middle, _ = st.columns([1, 1.4, 1])
+    with middle:
+        st.title("MLOps control panel")
+        st.subheader("Sign in")
+        auth = _auth_section()
+        if auth is not None:
+            _single_sign_on(auth)
+        else:
+            _local_sign_in(settings)
+    # Deletes the cookie after a sign-out in this tab.
+    session_cookie.sync()
 
 
 def sign_out(settings: Settings, actor: Actor) -> None:
+    """End the session in the database, so every tab holding it is signed out on its next
+    run, and delete this browser's cookie."""
     secret = st.session_state.get(SESSION_KEY)
     if secret is not None:
         end_session(settings, secret)
     st.session_state.clear()
+    if secret is not None:
+        session_cookie.forget()
     if actor.auth_method == "oidc":
         # Also deletes Streamlit's identity cookie and ends the provider session if it can.
         st.logout()
@@ -131,6 +152,8 @@ def sidebar_identity(settings: Settings, actor: Actor) -> None:
         st.caption(f"Roles: {', '.join(sorted(actor.roles)) or 'none'}")
         if st.button("Sign out", key="sign_out"):
             sign_out(settings, actor)
+        # Stores the cookie after a sign-in in this tab.
+        session_cookie.sync()
 
 
 def not_allowed_page(actor: Actor | None, page: str) -> None:

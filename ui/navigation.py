@@ -25,16 +25,18 @@ class PageSpec:
         return f"pages/{self.key}.py"
 
 
-# A page is listed here only once it really works.
+# A page is listed here only once it really works. Icons are Streamlit's bundled Material
+# icons: emoji show as empty boxes where no emoji font is installed.
 PAGES = [
-    PageSpec("overview", "Overview", "🏠"),
-    PageSpec("experiments", "Experiments", "🧪"),
-    PageSpec("models", "Models", "📦"),
-    PageSpec("data_profiles", "Data profiles", "🔎"),
-    PageSpec("drift", "Drift", "🌊"),
-    PageSpec("fairness", "Fairness", "⚖️"),
-    PageSpec("approvals", "Approvals", "✅"),
-    PageSpec("audit", "Audit log", "📜"),
+    PageSpec("overview", "Overview", ":material/home:"),
+    PageSpec("experiments", "Experiments", ":material/science:"),
+    PageSpec("models", "Models", ":material/inventory_2:"),
+    PageSpec("data_profiles", "Data profiles", ":material/query_stats:"),
+    PageSpec("drift", "Drift", ":material/waves:"),
+    PageSpec("fairness", "Fairness", ":material/balance:"),
+    PageSpec("approvals", "Approvals", ":material/task_alt:"),
+    PageSpec("audit", "Audit log", ":material/history:"),
+    PageSpec("users", "Users and roles", ":material/manage_accounts:"),
 ]
 
 

@@ -13,7 +13,13 @@ from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.identity import ROLES, Actor
 from mlops_core.people.accounts import LocalUser, list_accounts
-from mlops_core.people.user_admin import disable_user, manage_user, remove_user
+from mlops_core.people.user_admin import (
+    disable_user,
+    manage_user,
+    remove_user,
+    reset_password,
+    unlock_user,
+)
 from mlops_core.stores.db import migrate
 
 
@@ -33,17 +39,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add.add_argument("--email")
     add.add_argument("--name", dest="display_name")
-    add.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from standard input instead of prompting",
-    )
+    _password_stdin_argument(add)
     add.add_argument(
         "--keep-password", action="store_true", help="change roles only, keep the password"
     )
     _admin_parser(actions, "remove", "delete an account and revoke its tokens", handle_remove)
     _admin_parser(actions, "disable", "stop an account's sign-ins and tokens", handle_disable)
     _admin_parser(actions, "enable", "allow a disabled account again", handle_disable)
+    _admin_parser(
+        actions, "unlock", "end an account's sign-in back-off from every address", handle_unlock
+    )
+    reset = _admin_parser(
+        actions,
+        "reset-password",
+        "give a person a new password, signing them out everywhere",
+        handle_reset_password,
+    )
+    _password_stdin_argument(reset)
 
 
 def _admin_parser(
@@ -63,14 +75,27 @@ def _admin_parser(
     return parser
 
 
+def _password_stdin_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
+
+
 def _actor(args: argparse.Namespace, settings: Settings) -> Actor | None:
     migrate(settings)
     return token_or_bootstrap_actor(args, settings, f"`users {args.users_action}`")
 
 
 def _password(args: argparse.Namespace) -> str | None:
+    """The password `users add` sets: none for a service account or with --keep-password."""
     if args.keep_password or args.service_account:
         return None
+    return _read_password(args)
+
+
+def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
     first = getpass.getpass(f"Password for {args.username}: ")
@@ -108,6 +133,19 @@ def handle_disable(args: argparse.Namespace, settings: Settings) -> int:
     disabled = args.users_action == "disable"
     user = disable_user(settings, _actor(args, settings), args.username, disabled)
     print(f"{'Disabled' if disabled else 'Enabled'} {user.username}.")
+    return 0
+
+
+def handle_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    user = unlock_user(settings, _actor(args, settings), args.username)
+    print(f"Unlocked {user.username}: sign-in is open again from every address.")
+    return 0
+
+
+def handle_reset_password(args: argparse.Namespace, settings: Settings) -> int:
+    actor = _actor(args, settings)
+    user = reset_password(settings, actor, args.username, _read_password(args))
+    print(f"New password set for {user.username}; their sign-in sessions have ended.")
     return 0
 
 

@@ -47,6 +47,7 @@ PAGE_ROLES: Mapping[str, tuple[str, ...]] = {
     "fairness": ("viewer",),
     "audit": ("viewer",),
     "approvals": ("requester", "approver"),
+    "users": ("admin",),
 }
 
 

@@ -42,6 +42,7 @@ class LocalUser:
     display_name: str | None = None
     is_service: bool = False
     disabled: bool = False
+    last_sign_in_at: datetime | None = None
 
     @property
     def signs_in_with_password(self) -> bool:
@@ -65,6 +66,7 @@ def _user(row: Mapping[str, Any]) -> LocalUser:
         display_name=row["display_name"],
         is_service=bool(row["is_service"]),
         disabled=bool(row["disabled"]),
+        last_sign_in_at=row["last_sign_in_at"],
     )
 
 
@@ -249,6 +251,22 @@ def set_disabled(session: Session, name: str, disabled: bool) -> LocalUser:
     )
     found = session.execute(statement).mappings().first()
     if found is None:
+        raise InvalidInput(f"There is no account {name!r}.")
+    return _user(found)
+
+
+def set_password(session: Session, name: str, password_hash: str) -> LocalUser:
+    """A person's new password; a service account has none to set."""
+    statement = (
+        update(Account)
+        .where(Account.username == name, Account.is_service.is_(False))
+        .values(password_hash=password_hash, updated_at=utcnow())
+        .returning(*COLUMNS)
+    )
+    found = session.execute(statement).mappings().first()
+    if found is None:
+        if session.get(Account, name) is not None:
+            raise InvalidInput(f"{name} is a service account; it signs in with access tokens.")
         raise InvalidInput(f"There is no account {name!r}.")
     return _user(found)
 

@@ -23,7 +23,7 @@ from mlops_core.errors import PermissionDenied
 from mlops_core.identity import Actor
 from mlops_core.people.accounts import account_actor, get_account, normalise_username
 from mlops_core.people.passwords import decoy_hash, verify_password
-from mlops_core.stores.db import SignInThrottle, session_factory, upsert, utcnow
+from mlops_core.stores.db import Account, SignInThrottle, session_factory, upsert, utcnow
 
 FREE_FAILURES = 3
 FIRST_DELAY = timedelta(seconds=2)
@@ -158,6 +158,7 @@ def authenticate(
         raise PermissionDenied(WRONG_CREDENTIALS)
     with factory.begin() as session:
         session.execute(delete(SignInThrottle).where(key.where))
+        session.execute(update(Account).where(Account.username == name).values(last_sign_in_at=now))
     return account_actor(settings, usable, "local")
 
 

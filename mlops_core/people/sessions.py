@@ -1,9 +1,10 @@
 """Panel sign-in sessions, kept in the panel database.
 
 Signing in with a password starts a session: a random secret held by the person's
-Streamlit session, and its SHA-256 here with an expiry. Every page load looks it up, so a
-session ends on every replica at once when it expires, when the person signs out, and when
-their password changes or their account is removed or disabled.
+browser (their Streamlit session, and a cookie so that a reload or a new tab stays signed
+in), and its SHA-256 here with an expiry MLOPS_SESSION_HOURS away. Every page load looks it
+up, so a session ends on every replica at once when it expires, when the person signs out,
+and when their password changes or is reset, or their account is removed or disabled.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from mlops_core.people.auth import resolve_local_actor
 from mlops_core.people.tokens import digest
 from mlops_core.stores.db import SignInSession, session_factory, utcnow
 
-SESSION_LIFETIME = timedelta(hours=12)
+
+def session_lifetime(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.session_hours)
 
 
 def start_session(settings: Settings, actor: Actor, now: datetime | None = None) -> str:
-    """A new session for someone who just signed in; the secret goes to their browser
-    session only."""
+    """A new session for someone who just signed in; the secret goes to their browser only."""
     now = now or utcnow()
     secret = secrets.token_urlsafe(32)
     with session_factory(settings.db_url).begin() as session:
@@ -41,7 +43,7 @@ def start_session(settings: Settings, actor: Actor, now: datetime | None = None)
                 token_hash=digest(secret),
                 username=actor.username,
                 created_at=now,
-                expires_at=now + SESSION_LIFETIME,
+                expires_at=now + session_lifetime(settings),
             )
         )
     return secret

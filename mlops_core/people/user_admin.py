@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from mlops_core.config import Settings
@@ -22,15 +23,18 @@ from mlops_core.people.accounts import (
     check_account,
     delete_account,
     enabled_admins,
+    get_account,
     has_accounts,
     normalise_username,
     set_disabled,
+    set_password,
     write_account,
 )
 from mlops_core.people.passwords import MIN_PASSWORD_LENGTH, hash_password
 from mlops_core.people.sessions import end_all_sessions
 from mlops_core.people.tokens import revoke_all_tokens
 from mlops_core.stores import audit
+from mlops_core.stores.db import SignInThrottle
 
 # Whoever can write the panel database of a fresh install creates its first account.
 BOOTSTRAP = Actor(username="data-folder-owner", roles=frozenset({"admin"}), auth_method="cli")
@@ -139,6 +143,53 @@ def disable_user(
             end_all_sessions(session, name)
         user = set_disabled(session, name, disabled)
         audit.append(session, acting, action, reason=name, details={"username": name})
+        return user
+
+    return audit.atomic(settings, work)
+
+
+def _clear_back_off(session: Session, name: str) -> int:
+    """Forget the account's failed sign-ins from every address; how many addresses waited."""
+    return session.execute(delete(SignInThrottle).where(SignInThrottle.username == name)).rowcount
+
+
+def unlock_user(settings: Settings, actor: Actor | None, username: str) -> LocalUser:
+    """End the sign-in back-off of an account from every address, at once."""
+    acting = acting_admin(settings, actor, MANAGE)
+    name = normalise_username(username)
+    user = get_account(settings, name)
+    if user is None:
+        raise InvalidInput(f"There is no account {name!r}.")
+
+    def work(session: Session) -> LocalUser:
+        addresses = _clear_back_off(session, name)
+        audit.append(
+            session,
+            acting,
+            "account_unlocked",
+            reason=name,
+            details={"username": name, "addresses_cleared": addresses},
+        )
+        return user
+
+    return audit.atomic(settings, work)
+
+
+def reset_password(
+    settings: Settings, actor: Actor | None, username: str, new_password: str
+) -> LocalUser:
+    """Give a person's account a new password: signs it out everywhere and unlocks it."""
+    _check_password(new_password, service=False)
+    acting = acting_admin(settings, actor, MANAGE)
+    name = normalise_username(username)
+    password_hash = hash_password(new_password)
+
+    def work(session: Session) -> LocalUser:
+        user = set_password(session, name, password_hash)
+        # Whoever knew or guessed the old password is signed out, in every browser.
+        end_all_sessions(session, name)
+        _clear_back_off(session, name)
+        audit.append(session, acting, "password_reset", reason=name, details={"username": name})
         return user
 
     return audit.atomic(settings, work)
