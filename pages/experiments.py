@@ -16,6 +16,7 @@ from mlops_core.evidence.comparison import (
     MAX_COMPARED,
     MIN_COMPARED,
     RUN_ATTRIBUTES,
+    browsing_order,
     merge_page_selection,
     order_by_clause,
     parse_id_list,
@@ -250,12 +251,12 @@ if not experiments:
 experiment_ids = {e.name: e.experiment_id for e in experiments}
 selection = parse_id_list(st.query_params.get(SELECTION))
 
-# Opening the page shows runs at once: MLflow's empty "Default" experiment is passed over.
-first = next((name for name in experiment_ids if name != "Default"), None)
+# Opening the page shows the team's training runs at once, not the panel's monitoring runs.
+names = browsing_order(experiment_ids)
 chosen = st.multiselect(
     "Experiments",
-    list(experiment_ids),
-    default=[first] if first else None,
+    names,
+    default=names[:1],
     key="exp",
     bind="query-params",
     placeholder="Choose one or more experiments",

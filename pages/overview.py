@@ -44,7 +44,7 @@ if not entries:
     st.stop()
 
 for warning in or_stop(reconcile, current, registry(current.tracking_uri)):
-    st.warning(plain(warning.message), icon="⚠️")
+    st.warning(plain(warning.message), icon=":material/sync_problem:")
 
 
 def _fairness(model: str, version: str | None) -> str:
@@ -126,4 +126,8 @@ else:
         width="stretch",
     )
     if page_refusal(actor, "approvals") is None:
-        st.page_link("pages/approvals.py", label="Review them on the Approvals page", icon="✅")
+        st.page_link(
+            "pages/approvals.py",
+            label="Review them on the Approvals page",
+            icon=":material/fact_check:",
+        )

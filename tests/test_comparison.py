@@ -13,6 +13,7 @@ from mlops_core.errors import InvalidInput, NotFound
 from mlops_core.evidence.comparison import (
     ComparedItem,
     Comparison,
+    browsing_order,
     candidate_vs_champion,
     compare_runs,
     compare_versions,
@@ -314,3 +315,13 @@ def test_disparities_rank_lower_and_ratios_closer_to_one_as_better(
     # A ratio above 1 is as unfair as its inverse below 1.
     above = metric_deltas({ratio: 1.05}, {ratio: 0.90}, ModelPolicy()).set_index("metric")
     assert above.loc[ratio, "regression"] < 0
+
+
+def test_the_experiments_page_opens_on_training_runs_not_the_panels_monitoring_runs() -> None:
+    names = ["monitoring/churn-predictor", "Default", "training/churn-predictor", "team/churn"]
+    assert browsing_order(names) == [
+        "team/churn",
+        "training/churn-predictor",
+        "monitoring/churn-predictor",
+        "Default",
+    ]
