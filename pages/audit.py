@@ -32,7 +32,8 @@ else:
     st.error(plain(status.summary))
 
 known = or_stop(audit.distinct_values, current.db_url)
-model_col, actor_col, action_col, dates_col = st.columns(4)
+# The date range needs room for its "YYYY/MM/DD – YYYY/MM/DD" placeholder.
+model_col, actor_col, action_col, dates_col = st.columns([1, 1, 1, 1.6])
 model = model_col.selectbox("Model", [ANY, *known["model"]], key="audit_model")
 actor = actor_col.selectbox("Actor", [ANY, *known["actor"]], key="audit_actor")
 action = action_col.selectbox("Action", [ANY, *known["action"]], key="audit_action")
@@ -74,6 +75,8 @@ st.dataframe(
     ),
     hide_index=True,
     width="stretch",
+    # An event without a model, version or reason shows an empty cell, not "None".
+    placeholder="",
     column_config={
         "when (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         "reason": st.column_config.TextColumn(width="medium"),
