@@ -140,7 +140,7 @@ def test_panel_and_demo_settings_name_mlflow_and_postgres_by_service(services: d
 
 def test_migrate_runs_as_the_owner_and_grants_the_panels_role(services: dict) -> None:
     migrate = services["migrate"]
-    args = build_parser().parse_args(migrate["command"][3:])
+    args = build_parser(migrate["command"][3:]).parse_args(migrate["command"][3:])
     assert migrate["command"][:3] == ["python", "-m", "mlops_core"] and args.command == "migrate"
     settings = load_settings(migrate["environment"])
     owner = make_url(settings.migrate_url)
@@ -152,7 +152,7 @@ def test_migrate_runs_as_the_owner_and_grants_the_panels_role(services: dict) ->
 def test_demo_command_parses_with_the_panel_cli(services: dict) -> None:
     command = services["demo"]["command"]
     assert command[:3] == ["python", "-m", "mlops_core"]
-    args = build_parser().parse_args(command[3:])
+    args = build_parser(command[3:]).parse_args(command[3:])
     assert args.command == "demo" and args.sweep_runs == 50
 
 

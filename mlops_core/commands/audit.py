@@ -8,6 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
 from mlops_core.stores import audit
@@ -15,7 +16,7 @@ from mlops_core.stores.db import migrate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("audit", help="verify or export the audit log")
+    parser = subparsers.add_parser("audit", help=help_of("audit"))
     actions = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = actions.add_parser(
         "verify", help="check the keyed chain and its anchors; name the first broken event"

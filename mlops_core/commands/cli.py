@@ -13,48 +13,33 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from importlib import import_module
 
-from mlops_core.commands import (
-    audit,
-    compare,
-    demo,
-    drift,
-    fairness,
-    gate,
-    migrate,
-    models,
-    policy,
-    tokens,
-    users,
-    workflow,
-)
+from mlops_core.commands.catalog import COMMANDS
 from mlops_core.commands.output import json_document_only
 from mlops_core.config import load_settings
 from mlops_core.errors import MlopsError
 from mlops_core.redaction import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-COMMAND_MODULES = [
-    demo,
-    models,
-    users,
-    tokens,
-    compare,
-    fairness,
-    drift,
-    gate,
-    policy,
-    workflow,
-    audit,
-    migrate,
-]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _invoked(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if arg in COMMANDS), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: the invoked command's module registers its arguments; every
+    other command is listed by name and help only, without importing its module."""
     parser = argparse.ArgumentParser(prog="python -m mlops_core", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        module.register(subparsers)
+    invoked = _invoked(sys.argv[1:] if argv is None else argv)
+    owner = COMMANDS[invoked][0] if invoked else None
+    if owner is not None:
+        import_module(f"mlops_core.commands.{owner}").register(subparsers)
+    for name, (module, help_text) in COMMANDS.items():
+        if module != owner:
+            subparsers.add_parser(name, help=help_text)
     return parser
 
 
@@ -69,7 +54,7 @@ def _quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         with json_document_only(getattr(args, "json", False)):
             return int(args.handler(args, load_settings()))

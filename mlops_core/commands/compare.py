@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.output import table
 from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput
@@ -17,9 +18,7 @@ MAX_CELL = 40
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "compare", help="compare runs or model versions: params, metrics, best values"
-    )
+    parser = subparsers.add_parser("compare", help=help_of("compare"))
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--runs", help="comma-separated run IDs")
     target.add_argument("--model", help="a registered model; use with --versions")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.token_auth import add_token_arguments, token_or_bootstrap_actor
 from mlops_core.config import Settings, ensure_data_dir
 from mlops_core.demo.scenario import run_demo
@@ -17,7 +18,7 @@ from mlops_core.stores.registry import Registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="seed the demo scenario (idempotent)")
+    parser = subparsers.add_parser("demo", help=help_of("demo"))
     parser.add_argument(
         "--sweep-runs", type=int, default=50, help="tuning runs per model (default 50)"
     )

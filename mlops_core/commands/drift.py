@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.output import print_json, table
 from mlops_core.commands.token_auth import add_token_arguments, token_actor
 from mlops_core.config import Settings
@@ -34,7 +35,7 @@ EXIT_OK, EXIT_DRIFTED = 0, 1
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "drift",
-        help="data drift of a model's current data, or between two CSV/Parquet files",
+        help=help_of("drift"),
         description=(
             "With --model: a window of the model's configured current data against the "
             "reference set of its champion (or --version), with the policy's drift settings, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.output import print_json, table
 from mlops_core.commands.token_auth import add_token_arguments, token_actor
 from mlops_core.config import Settings
@@ -41,7 +42,7 @@ _DATA_ONLY = ("label", "pred", "score", "threshold", "max", "min_group_size", "t
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "fairness",
-        help="fairness disparities of a model version or of a labelled data file",
+        help=help_of("fairness"),
         description=(
             "With --model: the version's fairness under the policy (stored evidence when it "
             "matches the policy, else computed from its evaluation set). With --data: any "

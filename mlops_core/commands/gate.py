@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.output import print_json, table
 from mlops_core.config import Settings
 from mlops_core.governance.decision_record import gates_markdown
@@ -16,7 +17,7 @@ from mlops_core.stores.registry import Registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("gate", help="evaluate the promotion gates of a version")
+    parser = subparsers.add_parser("gate", help=help_of("gate"))
     parser.add_argument("--model", required=True, help="registered model name")
     parser.add_argument("--version", required=True, help="candidate version")
     output = parser.add_mutually_exclusive_group()

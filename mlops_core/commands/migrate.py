@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.config import Settings
 from mlops_core.stores.db import migrate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("migrate", help="upgrade the panel database's schema")
+    parser = subparsers.add_parser("migrate", help=help_of("migrate"))
     parser.set_defaults(handler=handle)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.output import print_json, table
 from mlops_core.config import Settings
 from mlops_core.governance.overview import model_overview
@@ -12,7 +13,7 @@ from mlops_core.stores.registry import Registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list registered models and their champions")
+    parser = subparsers.add_parser("models", help=help_of("models"))
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=handle)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.output import print_json
 from mlops_core.config import Settings
 from mlops_core.errors import ConfigError
@@ -18,7 +19,7 @@ from mlops_core.stores.registry import Registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("policy", help="draft or check the promotion policy")
+    parser = subparsers.add_parser("policy", help=help_of("policy"))
     actions = parser.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     init = actions.add_parser("init", help="draft a policy from the registered models")
     init.add_argument("--output", type=Path, help="write the draft here instead of stdout")

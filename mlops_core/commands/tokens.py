@@ -12,6 +12,7 @@ import argparse
 import getpass
 import sys
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.output import print_json, table
 from mlops_core.commands.token_auth import TOKEN_ENV, add_token_arguments, token_actor
 from mlops_core.config import Settings
@@ -22,7 +23,7 @@ from mlops_core.stores.db import migrate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("tokens", help="make, list or revoke access tokens")
+    parser = subparsers.add_parser("tokens", help=help_of("tokens"))
     actions = parser.add_subparsers(dest="tokens_action", required=True, metavar="ACTION")
 
     create = actions.add_parser(

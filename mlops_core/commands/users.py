@@ -7,6 +7,7 @@ import getpass
 import sys
 from collections.abc import Callable
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.output import print_json, table
 from mlops_core.commands.token_auth import add_token_arguments, token_or_bootstrap_actor
 from mlops_core.config import Settings
@@ -24,7 +25,7 @@ from mlops_core.stores.db import migrate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("users", help="list or manage local accounts")
+    parser = subparsers.add_parser("users", help=help_of("users"))
     actions = parser.add_subparsers(dest="users_action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="accounts and their roles (never passwords)")
     listing.add_argument("--json", action="store_true")

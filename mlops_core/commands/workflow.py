@@ -15,6 +15,7 @@ from argparse import Namespace
 from collections.abc import Callable
 from dataclasses import asdict
 
+from mlops_core.commands.catalog import help_of
 from mlops_core.commands.output import print_json, table
 from mlops_core.commands.token_auth import add_token_arguments, token_actor
 from mlops_core.config import Settings
@@ -35,12 +36,11 @@ Handler = Callable[[Namespace, Settings, Actor, Registry], int]
 def _parser(
     subparsers: argparse._SubParsersAction,
     name: str,
-    help_text: str,
     handler: Handler,
     actor: bool = True,
 ) -> argparse.ArgumentParser:
     """A subcommand that authenticates its token (when it acts) and opens the registry."""
-    parser = subparsers.add_parser(name, help=help_text)
+    parser = subparsers.add_parser(name, help=help_of(name))
     if actor:
         add_token_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -55,43 +55,41 @@ def _parser(
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = _parser(subparsers, "request", "request the promotion of a version", _request)
+    p = _parser(subparsers, "request", _request)
     p.add_argument("--model", required=True)
     p.add_argument("--version", required=True)
     p.add_argument("--reason", required=True)
 
-    p = _parser(subparsers, "approve", "approve a promotion request", _approve)
+    p = _parser(subparsers, "approve", _approve)
     p.add_argument("--request", type=int, required=True, metavar="ID")
     p.add_argument("--comment", required=True)
     p.add_argument("--override", action="store_true", help="admins: approve despite blocking gates")
     p.add_argument("--justification", help="why the override is justified (with --override)")
 
-    p = _parser(subparsers, "reject", "reject a promotion request", _reject)
+    p = _parser(subparsers, "reject", _reject)
     p.add_argument("--request", type=int, required=True, metavar="ID")
     p.add_argument("--comment", required=True)
 
-    p = _parser(subparsers, "cancel", "withdraw your own open request", _cancel)
+    p = _parser(subparsers, "cancel", _cancel)
     p.add_argument("--request", type=int, required=True, metavar="ID")
     p.add_argument("--reason")
 
-    p = _parser(subparsers, "apply-retry", "retry moving the alias of an approved request", _retry)
+    p = _parser(subparsers, "apply-retry", _retry)
     p.add_argument("--request", type=int, required=True, metavar="ID")
 
-    p = _parser(subparsers, "rollback", "move the alias back to the previous champion", _rollback)
+    p = _parser(subparsers, "rollback", _rollback)
     p.add_argument("--model", required=True)
     p.add_argument("--reason", required=True)
     p.add_argument("--alias", help="default: the policy's alias for the model")
 
-    _parser(
-        subparsers, "reconcile", "compare MLflow aliases with the panel", _reconcile, actor=False
-    )
+    _parser(subparsers, "reconcile", _reconcile, actor=False)
 
-    p = _parser(subparsers, "accept-alias", "admins: accept an alias moved outside", _accept)
+    p = _parser(subparsers, "accept-alias", _accept)
     p.add_argument("--model", required=True)
     p.add_argument("--alias", required=True)
     p.add_argument("--reason", required=True)
 
-    p = _parser(subparsers, "requests", "list promotion requests", _list, actor=False)
+    p = _parser(subparsers, "requests", _list, actor=False)
     p.add_argument("--model")
     p.add_argument(
         "--open", action="store_true", help="only open ones: pending, approved, applying"
