@@ -33,5 +33,5 @@ class QueryTimeout(MlopsError):
     """Reading data took longer than the configured limit and was stopped."""
 
 
-class PolicyDataMissing(ConfigError):
+class PolicyDataMissing(NotFound):
     """The policy names data for a model that is not there: the policy needs fixing."""

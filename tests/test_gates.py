@@ -113,7 +113,7 @@ def test_missing_evidence_is_not_evaluated_and_never_passes(
     assert not report.passed and len(report.blocking) == 4
     assert "no pr_auc metric" in gates["min pr_auc"].reason
     assert "nowhere/evaluation.parquet" in gates["fairness"].reason
-    assert "Fix or remove that key" in gates["fairness"].reason
+    assert "fix or remove that key" in gates["fairness"].reason
     assert "no current data source is configured" in gates["drift"].reason
 
 

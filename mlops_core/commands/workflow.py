@@ -115,7 +115,16 @@ def _outcome(view: RequestView, as_json: bool) -> int:
 def _request(args: Namespace, settings: Settings, actor: Actor, registry: Registry) -> int:
     view = request_promotion(settings, registry, actor, args.model, args.version, args.reason)
     if args.json:
-        print_json({"id": view.id, "status": view.status, "gate_summary": view.gate_summary})
+        print_json(
+            {
+                "id": view.id,
+                "status": view.status,
+                "target": view.alias,
+                "champion_version": view.champion_version,
+                "gate_summary": view.gate_summary,
+                "policy_sha256": view.policy_sha256,
+            }
+        )
     else:
         # Only the id on stdout, so a pipeline can capture it.
         print(view.id)

@@ -38,7 +38,7 @@ class ModelOverview:
         if self.target:
             return describe_target(self.target)
         found = [f"alias {a} → v{v}" for a, v in sorted(self.aliases.items())]
-        found += [f"stage {s}: v{', v'.join(vs)}" for s, vs in self.stages.items()]
+        found += [f"stage {s}: v{', v'.join(vs)}" for s, vs in sorted(self.stages.items())]
         return "no policy" + (f" ({'; '.join(found)})" if found else "")
 
     def to_dict(self) -> dict:

@@ -142,10 +142,10 @@ def find_data(
         except (NotFound, InvalidInput) as exc:
             # The policy said where; guessing elsewhere would gate on data nobody chose.
             raise PolicyDataMissing(
-                f"the policy's data.{role} = {location!r} cannot be read for "
-                f"v{version.version} of {version.model_name} ({exc}). Fix or remove that key "
-                "in the policy; without it the panel looks for logged datasets, the "
-                "mlflow.evaluate table and the artifact convention."
+                f"{exc} The policy names it (data.{role} = {location!r}) for "
+                f"v{version.version} of {version.model_name}: fix or remove that key; without "
+                "it the panel looks for logged datasets, the mlflow.evaluate table and the "
+                "artifact convention."
             ) from None
         return FoundData("policy", role, _described(loaded, f"policy data.{role}", sample_size))
     search = _Search(role)
