@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -170,6 +171,12 @@ KEY_METRIC_PREFERENCE = (
 )
 
 
+def preferred_key_metric(available: Iterable[str]) -> str | None:
+    """The first well-known metric among `available` (roc_auc, f1, accuracy, r2, rmse...)."""
+    logged = set(available)
+    return next((m for m in KEY_METRIC_PREFERENCE if m in logged), None)
+
+
 def stage_of(target: str) -> str | None:
     """The stage a `stage:<Stage>` target names; None for an alias target."""
     return target[len(STAGE_PREFIX) :] if target.startswith(STAGE_PREFIX) else None
@@ -270,7 +277,7 @@ class Policy(_Strict):
         model_policy = self.for_model(name)
         if self.covers(name) and model_policy.states_key_metric:
             return model_policy.key_metric
-        return next((m for m in KEY_METRIC_PREFERENCE if m in available), None)
+        return preferred_key_metric(available)
 
     def missing_entry_help(self, name: str) -> str:
         """How to cover `name`: which file and which keys to add."""

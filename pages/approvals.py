@@ -5,9 +5,15 @@ import streamlit as st
 from mlops_core.governance.decision_record import build_record
 from mlops_core.governance.gates import evaluate_gates
 from mlops_core.governance.promotion.rollback import plan_rollback
-from mlops_core.governance.promotion.state import RequestView, list_requests, open_requests
+from mlops_core.governance.promotion.state import (
+    MAX_TEXT,
+    RequestView,
+    list_requests,
+    open_requests,
+)
 from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.people.access import holds_role
+from mlops_core.policy import describe_target, load_policy
 from ui import approvals_actions as actions
 from ui import approvals_views as views
 from ui.app_state import or_stop, registry, settings
@@ -18,11 +24,20 @@ current = settings()
 actor = require_page(current, "approvals")
 
 NOW_KEY = "approvals_gates_now"
+# Set when a request was just made: the next run opens it in the queue.
+FOCUS_KEY = "approvals_focus"
+QUEUE = "Queue"
+
+if FOCUS_KEY in st.session_state:
+    # Widgets take a new value only before they are drawn, so this runs first.
+    st.session_state["approvals_tab"] = QUEUE
+    st.session_state["queue_pick"] = st.session_state.pop(FOCUS_KEY)
 
 st.title("Approvals")
 st.caption(
-    "Promotion requests move a model's alias (its champion) to a new version once another "
-    "person approves. Gates are checked at request time and again at each decision."
+    "Promotion requests move a model's alias or stage (the target its policy names) to a new "
+    "version once another person approves. Gates are checked at request time and again at "
+    "each decision."
 )
 
 mlflow = registry(current.tracking_uri)
@@ -70,7 +85,7 @@ def pick_request(requests: list[RequestView], key: str) -> None:
 
 
 queue, history, new_request, rollback = st.tabs(
-    ["Queue", "History", "Request a promotion", "Roll back"]
+    [QUEUE, "History", "Request a promotion", "Roll back"], key="approvals_tab"
 )
 
 with queue:
@@ -104,7 +119,18 @@ with new_request:
         models = or_stop(mlflow.list_models)
         names = [m.name for m in models]
         model = st.selectbox("Model", names, key="request_model")
-        if model:
+        policy = or_stop(load_policy, current.policy_file)
+        target = policy.serving_target(model) if model else None
+        if model and target is None:
+            # Refused by the core too; said before anyone fills in the form.
+            st.warning(
+                plain(
+                    f"No policy names where {model} is promoted to, so it cannot be "
+                    f"requested. {policy.missing_entry_help(model)}"
+                )
+            )
+        elif model:
+            st.caption(plain(f"A promotion moves the {describe_target(target)} of {model}."))
             versions = or_stop(mlflow.list_versions, model)
             labels = {
                 f"v{v.version}" + (f" [{', '.join(v.aliases)}]" if v.aliases else ""): v.version
@@ -112,7 +138,9 @@ with new_request:
             }
             with st.form("request_form"):
                 version = st.selectbox("Version", list(labels), key="request_version")
-                reason = st.text_area("Why promote it? (required)", key="request_reason")
+                reason = st.text_area(
+                    "Why promote it? (required)", key="request_reason", max_chars=MAX_TEXT
+                )
                 submitted = st.form_submit_button("Request promotion", type="primary")
             if submitted and version:
                 with st.spinner("Evaluating the gates…"):
@@ -128,8 +156,9 @@ with new_request:
                 actions.flash(
                     "success",
                     f"Request #{created.id} created for {model} v{created.version}: "
-                    f"gates {created.gate_summary}.",
+                    f"gates {created.gate_summary}. It is open below, in the queue.",
                 )
+                st.session_state[FOCUS_KEY] = views.request_label(created)
                 st.rerun()
 
 with rollback:
@@ -144,7 +173,8 @@ with rollback:
                 st.info(plain(plan.refusal))
             else:
                 st.text(
-                    f"{plan.alias} points at v{plan.current_version}, set by request "
+                    f"The {describe_target(plan.alias)} points at v{plan.current_version}, "
+                    "set by request "
                     f"#{plan.request.id}. A rollback moves it back to v{plan.target_version}."
                 )
                 actions.rollback_button(plan)

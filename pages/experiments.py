@@ -24,7 +24,7 @@ from mlops_core.evidence.comparison import (
     runs_view,
 )
 from mlops_core.evidence.run_tree import MAX_CHILDREN_SHOWN, RunTree
-from mlops_core.policy import load_policy
+from mlops_core.policy import Policy, load_policy, preferred_key_metric
 from mlops_core.stores.registry import CHILD_SCAN_LIMIT
 from ui.app_state import or_stop, settings
 from ui.comparison_view import (
@@ -114,8 +114,9 @@ def go_to(navigation: dict, index: int, token: str | None = None) -> None:
 
 def runs_section(
     tracking_uri: str, ids: tuple[str, ...], filter_string: str, selection: list[str]
-) -> None:
-    """The runs table, one server-side page at a time, whose ticks feed the selection."""
+) -> list[str]:
+    """The runs table, one server-side page at a time; returns the selection its ticks
+    leave (the comparison below is drawn from it in the same run)."""
     size_column, sort_column, direction_column = st.columns([1, 3, 1])
     page_size = size_column.selectbox(
         "Runs per page", PAGE_SIZES, index=PAGE_SIZES.index(100), key="size", bind="query-params"
@@ -131,7 +132,7 @@ def runs_section(
     # children's included, so that the children of a parent can be sorted by their metrics.
     probe = fetch(tracking_uri, (ids, filter_string, (), page_size, False), None)
     if probe is None:
-        return
+        return selection
     columns = run_columns(probe.runs)
     with st.expander("Columns"):
         shown_metrics = st.multiselect(
@@ -159,7 +160,7 @@ def runs_section(
     first_page = (order_by, token, top_level) == ((), None, False)
     page = probe if first_page else fetch(tracking_uri, query, token)
     if page is None:
-        return
+        return selection
     generation = st.session_state.get(TABLE_GENERATION, 0)
     page_key = hashlib.sha1(repr((query, index, generation)).encode()).hexdigest()[:12]
     if top_level:
@@ -172,7 +173,7 @@ def runs_section(
     )
     if view.empty:
         st.info("No run matches." if filter_string else "These experiments have no runs yet.")
-        return
+        return selection
     page_ids = view["run_id"].tolist()
     # A new key when listed children move the rows, so ticks follow run IDs, not positions.
     table_key = hashlib.sha1(repr((page_key, page_ids)).encode()).hexdigest()[:12]
@@ -203,8 +204,9 @@ def runs_section(
                 f"At most {MAX_COMPARED} runs can be compared; "
                 f"{len(update.dropped)} more were not added."
             )
+            # The table shows ticks that were refused: drawn again without them.
             reset_table()
-        st.rerun()
+            st.rerun()
 
     previous, position, following = st.columns([1, 2, 1])
     previous.button(
@@ -232,6 +234,39 @@ def runs_section(
         args=(navigation, index + 1, page.next_page_token),
         key="next_page",
     )
+    return update.selection
+
+
+def comparison_section(tracking_uri: str, selection: list[str], policy: Policy) -> None:
+    st.subheader("Comparison")
+    if NOTICE in st.session_state:
+        st.warning(plain(st.session_state.pop(NOTICE)))
+    if len(selection) < MIN_COMPARED:
+        st.info(f"Tick {MIN_COMPARED} to {MAX_COMPARED} runs in the table to compare them.")
+        return
+    st.button("Clear the selection", on_click=clear_selection, key="clear_selection")
+    comparison = or_stop(
+        cached_run_comparison, tracking_uri, tuple(selection), policy.metric_direction
+    )
+    render_comparison(
+        comparison,
+        tracking_uri,
+        "runs-comparison.csv",
+        preferred_key_metric(comparison.directions),
+    )
+
+
+@st.fragment
+def runs_and_comparison(
+    tracking_uri: str, ids: tuple[str, ...], filter_string: str, policy: Policy
+) -> None:
+    """A tick, a page of runs or a sort reruns this part alone, not the whole page."""
+    selection = parse_id_list(st.query_params.get(SELECTION))
+    if ids:
+        selection = runs_section(tracking_uri, ids, filter_string, selection)
+    else:
+        st.info("Choose one or more experiments to list their runs.")
+    comparison_section(tracking_uri, selection, policy)
 
 
 st.title("Experiments")
@@ -249,7 +284,6 @@ if not experiments:
     )
     st.stop()
 experiment_ids = {e.name: e.experiment_id for e in experiments}
-selection = parse_id_list(st.query_params.get(SELECTION))
 
 # Opening the page shows the team's training runs at once, not the panel's monitoring runs.
 names = browsing_order(experiment_ids)
@@ -270,25 +304,4 @@ filter_string = st.text_input(
     "joined with `and`.",
 ).strip()
 ids = tuple(experiment_ids[name] for name in chosen)
-
-if ids:
-    runs_section(current.tracking_uri, ids, filter_string, selection)
-else:
-    st.info("Choose one or more experiments to list their runs.")
-
-st.subheader("Comparison")
-if NOTICE in st.session_state:
-    st.warning(plain(st.session_state.pop(NOTICE)))
-if len(selection) < MIN_COMPARED:
-    st.info(f"Tick {MIN_COMPARED} to {MAX_COMPARED} runs in the table to compare them.")
-    st.stop()
-st.button("Clear the selection", on_click=clear_selection, key="clear_selection")
-comparison = or_stop(
-    cached_run_comparison,
-    current.tracking_uri,
-    tuple(selection),
-    policy.metric_direction,
-)
-render_comparison(
-    comparison, current.tracking_uri, "runs-comparison.csv", policy.defaults.key_metric
-)
+runs_and_comparison(current.tracking_uri, ids, filter_string, policy)

@@ -295,11 +295,14 @@ with champion_tab:
     else:
         st.dataframe(result.params, hide_index=True, placeholder=MISSING, key="param_differences")
 
-with compare_tab:
+
+@st.fragment
+def compare_versions_section(name: str, numbers: list[str], key_metric: str | None) -> None:
+    """Picking a version reruns this tab alone, not the whole page."""
     chosen = st.multiselect(
         "Versions to compare",
         numbers,
-        format_func=label.get,
+        format_func=lambda v: f"v{v}",
         max_selections=MAX_COMPARED,
         key="versions",
         bind="query-params",
@@ -307,17 +310,16 @@ with compare_tab:
     )
     if len(chosen) < MIN_COMPARED:
         st.info(f"Choose {MIN_COMPARED} to {MAX_COMPARED} versions to compare them.")
-    else:
-        comparison = or_stop(
-            cached_version_comparison,
-            current.tracking_uri,
-            name,
-            tuple(chosen),
-            policy.metric_direction,
-        )
-        render_comparison(
-            comparison,
-            current.tracking_uri,
-            f"{name}-versions.csv",
-            policy.key_metric(name, tuple(versions.columns)),
-        )
+        return
+    comparison = or_stop(
+        cached_version_comparison,
+        current.tracking_uri,
+        name,
+        tuple(chosen),
+        policy.metric_direction,
+    )
+    render_comparison(comparison, current.tracking_uri, f"{name}-versions.csv", key_metric)
+
+
+with compare_tab:
+    compare_versions_section(name, numbers, policy.key_metric(name, tuple(versions.columns)))

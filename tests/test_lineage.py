@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 
 from mlops_core.config import Settings
 from mlops_core.evidence.comparison import models_table, versions_table
-from mlops_core.evidence.lineage import version_lineage
+from mlops_core.evidence.lineage import readable_source, version_lineage
 from mlops_core.stores.registry import Registry, logged_model_id
 from tests.team_store import TeamStore
 
@@ -76,3 +76,23 @@ def test_stages_of_a_registry_from_before_aliases(registry: Registry) -> None:
     churn = versions_table(registry, "team-churn", [])
     assert churn["tags"].tolist() == ["validated_by=qa-team"] * 2
     assert set(churn["stage"]) == {"None"}
+
+
+@pytest.mark.parametrize(
+    ("source_type", "source", "shown"),
+    [
+        ("local", '{"uri": "/data/churn-train.parquet"}', "/data/churn-train.parquet"),
+        ("http", '{"url": "https://example.invalid/x.csv"}', "https://example.invalid/x.csv"),
+        (
+            "code",
+            '{"tags": {"mlflow.user": "ana", "mlflow.source.name": "train.py"}}',
+            "in memory, logged by train.py",
+        ),
+        ("delta_table", '{"path": "s3://bucket/table"}', "s3://bucket/table"),
+        ("weird", "not json", "not json"),
+    ],
+)
+def test_a_datasets_source_reads_as_a_location_not_json(
+    source_type: str, source: str, shown: str
+) -> None:
+    assert readable_source(source_type, source) == shown

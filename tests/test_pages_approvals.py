@@ -56,9 +56,20 @@ def test_requester_requests_a_promotion(monkeypatch, env) -> None:
     at.button(key="FormSubmitter:request_form-Request promotion").click().run()
     assert_no_exception(at)
     assert "Request #1 created for churn-predictor v3: gates 7 passed" in texts(at, "success")
+    # The new request is open in the queue at once.
+    assert at.selectbox(key="queue_pick").value.startswith("#1 churn-predictor v3")
+    assert "Request #1: churn-predictor v3 → alias champion" in texts(at, "subheader")
     # Their own request: they may cancel it, not decide it.
     keys = {b.key for b in at.button}
     assert "cancel_1" in keys and "approve_1" not in keys
+    assert at.text_area(key="request_reason").proto.max_chars == 5000
+
+
+def test_an_approver_who_requested_is_told_why_there_is_no_approve_button(monkeypatch, env) -> None:
+    both = ADMIN.__class__("requester", frozenset({"requester", "approver"}))
+    at = open_page(monkeypatch, env, "approvals", both)
+    assert "approve_1" not in {b.key for b in at.button}
+    assert "requester requested #1 and may not decide it" in texts(at, "caption")
 
 
 def test_approver_confirms_an_approval_in_a_dialog(monkeypatch, env, registry) -> None:
@@ -66,6 +77,8 @@ def test_approver_confirms_an_approval_in_a_dialog(monkeypatch, env, registry) -
     assert {"approve_1", "reject_1"} <= {b.key for b in at.button}
     assert "override_1" not in {b.key for b in at.button}
     at.button(key="approve_1").click().run()
+    # What would block is shown before a comment is written: nothing, here.
+    assert "Every gate passes now; approving moves the alias champion." in texts(at, "success")
     # Confirming without the mandatory comment is refused with the core's message.
     at.button(key="action_confirm").click().run()
     assert_no_exception(at)

@@ -14,12 +14,20 @@ import streamlit as st
 
 from mlops_core.config import Settings
 from mlops_core.errors import MlopsError
+from mlops_core.governance.gates import evaluate_gates
 from mlops_core.governance.promotion.apply import retry_apply
-from mlops_core.governance.promotion.decide import allowed_actions, approve, cancel, reject
+from mlops_core.governance.promotion.decide import (
+    allowed_actions,
+    approve,
+    cancel,
+    decision_refusal,
+    reject,
+)
 from mlops_core.governance.promotion.rollback import RollbackPlan, plan_rollback, rollback
 from mlops_core.governance.promotion.state import (
     APPLYING,
     APPROVED,
+    MAX_TEXT,
     PENDING,
     STALE,
     RequestView,
@@ -27,10 +35,13 @@ from mlops_core.governance.promotion.state import (
     get_request,
 )
 from mlops_core.identity import Actor
+from mlops_core.people.access import holds_role
+from mlops_core.policy import describe_target
 from mlops_core.stores.registry import Registry
 from ui.text import plain
 
 PENDING_KEY = "approvals_pending_action"
+GATES_NOW_KEY = "approvals_dialog_gates"
 FLASH_KEY = "approvals_flash"
 LABELS = {
     "approve": "Approve",
@@ -61,6 +72,7 @@ def show_flash() -> None:
 
 def _close() -> None:
     st.session_state.pop(PENDING_KEY, None)
+    st.session_state.pop(GATES_NOW_KEY, None)
 
 
 OUTCOME_KINDS = {
@@ -90,6 +102,10 @@ def _run(call: Callable[[], RequestView]) -> None:
 
 def action_buttons(actor: Actor, view: RequestView) -> None:
     allowed = allowed_actions(actor, view)
+    why_not = decision_refusal(actor, view)
+    if view.status == PENDING and why_not and holds_role(actor, "approver"):
+        # An approver who sees no Approve button is told why (their own request, say).
+        st.caption(plain(f"No Approve or Reject here: {why_not}"))
     if not allowed:
         return
     with st.container(horizontal=True):
@@ -115,19 +131,23 @@ def _confirm(settings: Settings, registry: Registry, actor: Actor, pending: Pend
     view = get_request(settings, pending.request_id)
     target = plain(f"#{view.id}: {view.model_name} v{view.version}")
     st.markdown(f"**{LABELS[pending.action]}** request {target}")
+    justification = None
     if pending.action in ("approve", "override", "reject"):
+        if pending.action != "reject":
+            _blocking_gates(settings, registry, view, pending.action)
         st.caption("The gates are evaluated again when you confirm.")
-        comment = st.text_area("Comment (required)", key="action_comment")
-        justification = None
+        comment = st.text_area("Comment (required)", key="action_comment", max_chars=MAX_TEXT)
         if pending.action == "override":
             st.warning(
                 "An override approves despite failing or unevaluated gates; the audit "
                 "log marks it as an override."
             )
-            justification = st.text_area("Justification (required)", key="action_justification")
+            justification = st.text_area(
+                "Justification (required)", key="action_justification", max_chars=MAX_TEXT
+            )
     else:
         comment = (
-            st.text_area("Reason (optional)", key="action_comment")
+            st.text_area("Reason (optional)", key="action_comment", max_chars=MAX_TEXT)
             if pending.action == "cancel"
             else ""
         )
@@ -153,13 +173,41 @@ def _confirm(settings: Settings, registry: Registry, actor: Actor, pending: Pend
         _run(calls[pending.action])
 
 
+def _blocking_gates(settings: Settings, registry: Registry, view: RequestView, action: str) -> None:
+    """What would block the approval, shown before the approver writes a comment; evaluated
+    once per opened dialog."""
+    cached = st.session_state.get(GATES_NOW_KEY)
+    if cached is None or cached[0] != view.id:
+        with st.spinner("Evaluating the gates…"):
+            try:
+                report = evaluate_gates(settings, registry, view.model_name, view.version)
+            except MlopsError as exc:
+                st.error(plain(f"The gates cannot be evaluated now: {exc}"))
+                return
+        cached = (view.id, report.blocking)
+        st.session_state[GATES_NOW_KEY] = cached
+    blocking = cached[1]
+    if not blocking:
+        st.success(f"Every gate passes now; approving moves the {describe_target(view.alias)}.")
+        return
+    # One paragraph per gate: its name and reason come from MLflow and the policy.
+    names = "\n\n".join("• " + plain(f"{g.name}: {g.reason}") for g in blocking)
+    if action == "override":
+        st.warning(f"These gates block, and your override lets them through:\n\n{names}")
+    else:
+        st.error(
+            "These gates block, so an approval will be refused (only an admin may override, "
+            f"with a justification):\n\n{names}"
+        )
+
+
 def _confirm_rollback(
     settings: Settings, registry: Registry, actor: Actor, pending: PendingAction
 ) -> None:
     plan = plan_rollback(settings, registry, pending.model or "")
     move = f"{plan.model}: move {plan.alias} from v{plan.current_version} back to "
     st.markdown(f"**Roll back** {plain(move + f'v{plan.target_version}.')}")
-    reason = st.text_area("Reason (required)", key="rollback_reason")
+    reason = st.text_area("Reason (required)", key="rollback_reason", max_chars=MAX_TEXT)
     confirm, back = st.columns(2)
     if back.button("Back", key="rollback_back"):
         _close()

@@ -11,6 +11,7 @@ from mlops_core.governance import decision_record
 from mlops_core.governance.decision_record import DecisionRecord
 from mlops_core.governance.gates import DRIFT_KIND, FAIRNESS_KIND, GateResult, summarize
 from mlops_core.governance.promotion.state import RequestView, describe
+from mlops_core.policy import describe_target
 from ui.text import plain
 
 VERDICT_WORDS = {"approve": "approved", "reject": "rejected"}
@@ -126,7 +127,8 @@ def latest_gates(view: RequestView, now: list[GateResult] | None) -> list[GateRe
 
 
 def request_header(view: RequestView) -> None:
-    st.subheader(plain(f"Request #{view.id}: {view.model_name} v{view.version} → {view.alias}"))
+    target = describe_target(view.alias)
+    st.subheader(plain(f"Request #{view.id}: {view.model_name} v{view.version} → {target}"))
     icon, colour = REQUEST_STATUS_BADGES.get(view.status, (None, "gray"))
     st.badge(_status(view.status), icon=icon, color=colour)
     champion = f"v{view.champion_version}" if view.champion_version else "none"

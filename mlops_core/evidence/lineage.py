@@ -7,6 +7,7 @@ and the run keeps no model artifacts. Older versions point at the run's artifact
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -66,7 +67,7 @@ def version_lineage(registry: Registry, model: str, version: str) -> Lineage:
                 "name": d.name,
                 "digest": d.digest,
                 "source_type": d.source_type,
-                "source": d.source,
+                "source": readable_source(d.source_type, d.source),
             }
             for d in run.datasets
         ],
@@ -74,6 +75,25 @@ def version_lineage(registry: Registry, model: str, version: str) -> Lineage:
     )
     artifacts = registry.list_artifacts(run.run_id)
     return Lineage(info, run, experiment, datasets, artifacts, logged_model, problem)
+
+
+def readable_source(source_type: str, source: str) -> str:
+    """Where a logged dataset came from, as a person reads it: MLflow stores a JSON document
+    (`{"uri": ...}`, `{"url": ...}`, or the code run's tags for in-memory frames)."""
+    try:
+        document = json.loads(source)
+    except (TypeError, ValueError):
+        return str(source)
+    if not isinstance(document, dict):
+        return str(source)
+    for key in ("uri", "url", "path", "table_name", "location"):
+        if isinstance(document.get(key), str):
+            return document[key]
+    tags = document.get("tags")
+    if source_type == "code" and isinstance(tags, dict):
+        script = tags.get("mlflow.source.name") or "unknown script"
+        return f"in memory, logged by {script}"
+    return json.dumps(document, sort_keys=True)[:300]
 
 
 def _logged_model(

@@ -243,6 +243,16 @@ def _permitted(*checks: Callable[[], None]) -> bool:
     return True
 
 
+def decision_refusal(actor: Actor, request: RequestView) -> str | None:
+    """Why the actor may not approve or reject the request now; None when they may."""
+    try:
+        require_role(actor, "approver", "approve or reject a promotion")
+        _check_decidable(request, actor)
+    except MlopsError as exc:
+        return str(exc)
+    return None
+
+
 def allowed_actions(actor: Actor, request: RequestView) -> list[str]:
     """The actions the actor may take on the request now, by the same checks the actions
     run (gates aside: they are evaluated when the approver acts). For showing buttons."""
