@@ -19,6 +19,7 @@ from mlops_core.governance.overview import model_overview
 from mlops_core.governance.policy_in_force import POLICY_CHANGED
 from mlops_core.governance.policy_tools import check_policy, draft_policy
 from mlops_core.governance.promotion.decide import approve
+from mlops_core.governance.promotion.reconcile import reconcile
 from mlops_core.governance.promotion.rollback import rollback
 from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.identity import Actor
@@ -136,6 +137,15 @@ def test_a_stage_promotion_transitions_and_archives_and_rolls_back(panel: Settin
     back = rollback(settings, registry, APPROVER, FRAUD, "fraud alerts doubled")
     assert back.status == "rolled_back"
     assert _stages(registry, FRAUD) == {"2": "Archived", "1": "Production"}
+    assert reconcile(settings, registry) == []
+    # Someone moves Production in MLflow's own UI: reconcile names it.
+    registry.client.transition_model_version_stage(FRAUD, "2", "Production", True)
+    [warning] = reconcile(settings, registry)
+    assert (warning.alias, warning.expected_version, warning.actual_version) == (
+        "stage:Production",
+        "1",
+        "2",
+    )
     actions = [e.action for e in audit.list_events(settings.db_url)]
     assert actions.count("apply") == 1 and actions.count("rollback") == 1
     assert audit.verify(settings).ok

@@ -20,6 +20,7 @@ from mlops_core.governance.promotion.state import (
 )
 from mlops_core.identity import Actor
 from mlops_core.people.access import require_role
+from mlops_core.policy import describe_target
 from mlops_core.stores import audit
 from mlops_core.stores.db import AuditEvent, PromotionRequest, session_factory, utcnow
 from mlops_core.stores.registry import Registry
@@ -113,7 +114,7 @@ def _moved_aliases(settings: Settings, registry: Registry) -> list[ReconcileWarn
                 model=model,
                 alias=alias,
                 kind="alias_moved",
-                message=f"{alias} of {model} points at "
+                message=f"The {describe_target(alias)} of {model} points at "
                 f"{'v' + version if version else 'nothing'}, but the panel last set it to "
                 f"v{event.version} ({event.action} #{event.id}): it was moved outside the panel.",
                 expected_version=event.version,
