@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from playwright.sync_api import Browser, Page
 
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mlops_core.config import Settings, load_settings  # noqa: E402
-from mlops_core.demo.scenario import run_demo  # noqa: E402
+from mlops_core.demo.scenario import run_demo, training_experiment  # noqa: E402
 from mlops_core.governance.promotion.rollback import rollback  # noqa: E402
 from mlops_core.governance.promotion.submit import request_promotion  # noqa: E402
 from mlops_core.people.auth import authenticate  # noqa: E402
@@ -97,25 +98,23 @@ def _tick(page: Page, row: int) -> None:
     page.mouse.click(box["x"] + 18, box["y"] + 35 * row + 17)
 
 
-def tick_second_run(page: Page) -> float:
-    """On the Experiments page as it opens (the training runs), tick two runs."""
-    open_page(page, "Experiments")
-    _tick(page, 1)
+def tick_second_run(page: Page, base: str, experiment: str, first_run: str) -> float:
+    """A shared link with one run ticked (the newest), then the second tick."""
+    page.goto(f"{base}/experiments?exp={quote(experiment)}&runs={first_run}")
     wait_for_app(page)
     return timed(
         lambda: _tick(page, 2), _main_text(page, "the best value of each metric is highlighted")
     )
 
 
-def pick_second_version(page: Page) -> float:
-    open_page(page, "Models")
+def pick_second_version(page: Page, base: str) -> float:
+    """A shared link with v1 chosen, then v2 picked."""
+    page.goto(f"{base}/models?model={MODEL}&versions=v1")
+    wait_for_app(page)
     page.get_by_role("tab", name="Compare versions").click()
     wait_for_app(page)
     panel = page.get_by_role("tabpanel", name="Compare versions")
-    panel.get_by_test_id("stMultiSelect").click()
-    page.get_by_role("option", name="v1").click()
-    wait_for_app(page)
-    panel.get_by_test_id("stMultiSelect").click()
+    panel.get_by_test_id("stMultiSelect").first.click()
     option = page.get_by_role("option", name="v2")
     seconds = timed(option.click, _main_text(page, "the best value of each metric is highlighted"))
     page.keyboard.press("Escape")
@@ -204,6 +203,10 @@ def main() -> None:
     settings = store(args.store)
     env = {"MLOPS_DATA_DIR": str(settings.data_dir)}
     registry = Registry(settings.tracking_uri)
+    experiment_name = training_experiment(MODEL)
+    experiment = registry.experiment_by_name(experiment_name)
+    assert experiment is not None
+    first_run = registry.search_runs([experiment.experiment_id], page_size=1).runs.run_id[0]
     results: dict[str, list[float]] = {name: [] for name in TARGETS}
     with chromium() as browser, streamlit_app(env) as base:
         # One untimed pass warms the server's caches, as for a panel already in use.
@@ -214,9 +217,12 @@ def main() -> None:
                 results["rerun, nothing changed (peer)"].append(rerun_peer(page))
                 results["switch page"].append(switch_page(page, "Models"))
                 results["switch page"].append(switch_page(page, "Overview"))
-                results["tick the 2nd run to compare"].append(tick_second_run(page))
-                results["pick a 2nd version to compare"].append(pick_second_version(page))
-                open_page(page, "Overview")
+                results["tick the 2nd run to compare"].append(
+                    tick_second_run(page, base, experiment_name, first_run)
+                )
+                results["pick a 2nd version to compare"].append(pick_second_version(page, base))
+                page.goto(base)
+                wait_for_app(page)
         for _ in range(args.repeats):
             results["sign-in -> Overview"].append(sign_in_to_overview(browser, base))
         with signed_in(browser, base, "approver") as page:

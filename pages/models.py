@@ -296,13 +296,13 @@ with champion_tab:
         st.dataframe(result.params, hide_index=True, placeholder=MISSING, key="param_differences")
 
 
-@st.fragment
-def compare_versions_section(name: str, numbers: list[str], key_metric: str | None) -> None:
-    """Picking a version reruns this tab alone, not the whole page."""
+with compare_tab:
+    # Not a fragment: a fragment's rerun would drop the model and version the page's other
+    # widgets keep in the URL, and a shared link must open the same comparison.
     chosen = st.multiselect(
         "Versions to compare",
         numbers,
-        format_func=lambda v: f"v{v}",
+        format_func=label.get,
         max_selections=MAX_COMPARED,
         key="versions",
         bind="query-params",
@@ -310,16 +310,17 @@ def compare_versions_section(name: str, numbers: list[str], key_metric: str | No
     )
     if len(chosen) < MIN_COMPARED:
         st.info(f"Choose {MIN_COMPARED} to {MAX_COMPARED} versions to compare them.")
-        return
-    comparison = or_stop(
-        cached_version_comparison,
-        current.tracking_uri,
-        name,
-        tuple(chosen),
-        policy.metric_direction,
-    )
-    render_comparison(comparison, current.tracking_uri, f"{name}-versions.csv", key_metric)
-
-
-with compare_tab:
-    compare_versions_section(name, numbers, policy.key_metric(name, tuple(versions.columns)))
+    else:
+        comparison = or_stop(
+            cached_version_comparison,
+            current.tracking_uri,
+            name,
+            tuple(chosen),
+            policy.metric_direction,
+        )
+        render_comparison(
+            comparison,
+            current.tracking_uri,
+            f"{name}-versions.csv",
+            policy.key_metric(name, tuple(versions.columns)),
+        )
