@@ -80,6 +80,7 @@ from mlops_core.evidence.fairness_groups import (
     check_no_missing,
     combine,
     control_note,
+    coverage_notes,
     encode,
     is_finite_number,
     json_number,
@@ -492,23 +493,9 @@ def _feature_notes(
     result: FeatureResult, rates: _GroupRates, included: np.ndarray, config: FairnessConfig
 ) -> list[str]:
     name = result.name
-    notes = []
-    small = [g for g in result.groups if g.insufficient_data]
-    if small:
-        listed = ", ".join(f"{g.group} ({g.count})" for g in small)
-        notes.append(
-            f"{name}: {len(small)} group(s) with fewer than {config.min_group_size} rows are "
-            f"left out of the disparities: {listed}."
-        )
-    n_included = int(included.sum())
-    if n_included == 0:
-        notes.append(f"{name}: no group has enough rows, so no disparity is computed.")
+    notes = coverage_notes(name, result.groups, included, config.min_group_size)
+    if not included.any():
         return notes
-    if n_included == 1:
-        notes.append(
-            f"{name}: only one group is compared, so no disparity is defined and every "
-            "check on it is not evaluated."
-        )
     notes += _undefined_rate_notes(name, result.groups, rates, included)
     notes += [
         f"{name}: {c.metric} is undefined ({result.undefined_reason(c.metric)}), so its check "

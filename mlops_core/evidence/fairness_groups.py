@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -296,3 +296,27 @@ def within_control_levels(
     worst_values = {m: worst(m, [d[m] for d in by_level.values()]) for m in metrics}
     checks = [check(m, worst_values[m], limit) for m, limit in config.max_disparity.items()]
     return ControlLevels(by_level, worst_values, checks)
+
+
+def coverage_notes(
+    name: str, groups: Sequence[Any], included: np.ndarray, min_group_size: int
+) -> list[str]:
+    """What a reviewer must know about which groups a feature's disparities compare: the
+    groups left out as too small, and when fewer than two remain."""
+    notes = []
+    small = [g for g in groups if g.insufficient_data]
+    if small:
+        listed = ", ".join(f"{g.group} ({g.count})" for g in small)
+        notes.append(
+            f"{name}: {len(small)} group(s) with fewer than {min_group_size} rows are "
+            f"left out of the disparities: {listed}."
+        )
+    n_included = int(included.sum())
+    if n_included == 0:
+        notes.append(f"{name}: no group has enough rows, so no disparity is computed.")
+    elif n_included == 1:
+        notes.append(
+            f"{name}: only one group is compared, so no disparity is defined and every "
+            "check on it is not evaluated."
+        )
+    return notes

@@ -35,6 +35,7 @@ from mlops_core.evidence.fairness_groups import (
     check_no_missing,
     combine,
     control_note,
+    coverage_notes,
     encode,
     min_over_max,
     number_from_json,
@@ -260,22 +261,7 @@ def _feature_notes(
     result: RegressionFeatureResult, included: np.ndarray, config: FairnessConfig
 ) -> list[str]:
     name = result.name
-    notes = []
-    small = [g for g in result.groups if g.insufficient_data]
-    if small:
-        listed = ", ".join(f"{g.group} ({g.count})" for g in small)
-        notes.append(
-            f"{name}: {len(small)} group(s) with fewer than {config.min_group_size} rows are "
-            f"left out of the disparities: {listed}."
-        )
-    n_included = int(included.sum())
-    if n_included == 0:
-        notes.append(f"{name}: no group has enough rows, so no disparity is computed.")
-    elif n_included == 1:
-        notes.append(
-            f"{name}: only one group is compared, so no disparity is defined and every "
-            "check on it is not evaluated."
-        )
+    notes = coverage_notes(name, result.groups, included, config.min_group_size)
     compared = [g for g in result.groups if not g.insufficient_data]
     if any(g.mean_prediction < 0 for g in compared) and any(
         g.mean_prediction > 0 for g in compared
