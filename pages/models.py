@@ -235,7 +235,7 @@ if target is None:
         )
     )
 versions_tab, champion_tab, compare_tab = st.tabs(
-    ["Versions and lineage", f"Candidate vs {served}", "Compare versions"]
+    ["Versions and lineage", f"Candidate vs {plain(served)}", "Compare versions"]
 )
 
 with versions_tab:
@@ -276,10 +276,13 @@ with champion_tab:
             )
         )
     else:
+        # The target and the policy's path are the policy author's text: shown as text.
         st.caption(
-            f"v{candidate} against the {served}, v{result.champion.version}. Thresholds from "
-            f"{result.policy_source}: regression tolerance (max_regression) and minimum "
-            "(min_metrics) per metric; ungated metrics are not coloured."
+            plain(
+                f"v{candidate} against the {served}, v{result.champion.version}. Thresholds "
+                f"from {result.policy_source}: regression tolerance (max_regression) and "
+                "minimum (min_metrics) per metric; ungated metrics are not coloured."
+            )
         )
     if result.passes is True:
         st.success("Every metric the policy gates passes.")

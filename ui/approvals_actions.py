@@ -188,7 +188,8 @@ def _blocking_gates(settings: Settings, registry: Registry, view: RequestView, a
         st.session_state[GATES_NOW_KEY] = cached
     blocking = cached[1]
     if not blocking:
-        st.success(f"Every gate passes now; approving moves the {describe_target(view.alias)}.")
+        target = describe_target(view.alias)
+        st.success(plain(f"Every gate passes now; approving moves the {target}."))
         return
     # One paragraph per gate: its name and reason come from MLflow and the policy.
     names = "\n\n".join("• " + plain(f"{g.name}: {g.reason}") for g in blocking)
