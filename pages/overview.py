@@ -83,11 +83,6 @@ st.dataframe(
     column_config={
         "value": st.column_config.NumberColumn("champion's key metric", format="%.4f"),
         "champion changed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        # Sentences, not codes: wide enough to read without widening the column by hand.
-        "served from": st.column_config.TextColumn(width="medium"),
-        "champion fairness": st.column_config.TextColumn(width="large"),
-        "latest drift": st.column_config.TextColumn(width="large"),
-        "description": st.column_config.TextColumn(width="large"),
     },
 )
 uncovered = [e.name for e in entries if not e.covered]
