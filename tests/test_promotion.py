@@ -596,6 +596,7 @@ def test_decision_record_holds_the_evidence_and_escapes_user_text(
     page = decision_record.to_html(record)
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "Fine &amp; fair." in page and record.events[-1].hash in page
+    assert "overflow-wrap:anywhere" in page  # a long reason wraps in its cell
     text = decision_record.to_markdown(record)
     assert "\\<script\\>" in text and "\\[click\\]" in text and "\\|" in text
     assert "| fairness gender demographic\\_parity\\_difference | passed |" in text

@@ -242,6 +242,8 @@ _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem}"
     "table{border-collapse:collapse;margin:.5rem 0 1.5rem}"
     "th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}"
+    # Long reasons, comments and hashes wrap inside their cell instead of widening the page.
+    "td{white-space:pre-wrap;overflow-wrap:anywhere;max-width:40rem}"
     "th{background:#f4f4f4}.failed,.not_evaluated,.not_configured{color:#b00020}.passed{color:#1b5e20}"
     ".override{background:#fff3cd;padding:.5rem}"
 )
