@@ -16,13 +16,13 @@ from mlops_core.evidence.comparison import (
     MAX_COMPARED,
     MIN_COMPARED,
     RUN_ATTRIBUTES,
-    browsing_order,
     merge_page_selection,
     order_by_clause,
     parse_id_list,
     run_columns,
     runs_view,
 )
+from mlops_core.evidence.monitoring import browsing_order
 from mlops_core.evidence.run_tree import MAX_CHILDREN_SHOWN, RunTree
 from mlops_core.policy import Policy, load_policy, preferred_key_metric
 from mlops_core.stores.registry import CHILD_SCAN_LIMIT

@@ -13,7 +13,6 @@ from mlops_core.errors import InvalidInput, NotFound
 from mlops_core.evidence.comparison import (
     ComparedItem,
     Comparison,
-    browsing_order,
     candidate_vs_champion,
     compare_runs,
     compare_versions,
@@ -27,6 +26,7 @@ from mlops_core.evidence.comparison import (
     versions_table,
 )
 from mlops_core.evidence.lineage import version_lineage
+from mlops_core.evidence.monitoring import browsing_order
 from mlops_core.policy import ModelPolicy, Policy, load_policy, metric_direction
 from mlops_core.stores.registry import Registry
 from ui.charts.comparison import metric_history_figure, parallel_coordinates, scatter_figure

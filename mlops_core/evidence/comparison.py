@@ -63,24 +63,6 @@ class RunColumns:
         ]
 
 
-# The panel logs its drift checks as runs of "monitoring/<model>" (evidence.monitoring).
-PANEL_EXPERIMENT_PREFIXES = ("monitoring/",)
-MLFLOW_DEFAULT_EXPERIMENT = "Default"
-
-
-def browsing_order(names: Iterable[str]) -> list[str]:
-    """The team's own experiments first, the panel's monitoring runs after them, MLflow's
-    "Default" last: the Experiments page opens on the first one."""
-    return sorted(
-        names,
-        key=lambda name: (
-            name == MLFLOW_DEFAULT_EXPERIMENT,
-            name.startswith(PANEL_EXPERIMENT_PREFIXES),
-            name,
-        ),
-    )
-
-
 def run_columns(runs: pd.DataFrame) -> RunColumns:
     """MLflow has no "keys of an experiment" call, so the keys a page of runs carries."""
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +56,7 @@ from mlops_core.stores.registry import Registry, VersionInfo
 from mlops_core.stores.sources import LoadedData
 
 EXPERIMENT_PREFIX = "monitoring/"
+MLFLOW_DEFAULT_EXPERIMENT = "Default"
 DRIFTED_TAG = "mlops.drift.drifted"
 DRIFTED_COLUMNS_TAG = "mlops.drift.drifted_columns"
 KIND_TAG = "mlops.monitoring"
@@ -180,6 +182,19 @@ def drift_options(
         method=drift.method,
         drift_share=drift.column_drift_share,
         sample_size=drift.sample_size if sample_size is None else sample_size,
+    )
+
+
+def browsing_order(names: Iterable[str]) -> list[str]:
+    """The team's own experiments first, the panel's monitoring runs after them, MLflow's
+    "Default" last: the Experiments page opens on the first one."""
+    return sorted(
+        names,
+        key=lambda name: (
+            name == MLFLOW_DEFAULT_EXPERIMENT,
+            name.startswith(EXPERIMENT_PREFIX),
+            name,
+        ),
     )
 
 
