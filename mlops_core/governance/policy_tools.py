@@ -26,7 +26,7 @@ from mlops_core.policy import (
 )
 from mlops_core.redaction import redact
 from mlops_core.stores.data_discovery import ARTIFACT_PREFIX
-from mlops_core.stores.registry import Registry, VersionInfo
+from mlops_core.stores.registry import Registry, VersionInfo, version_serving
 
 # Alias names teams serve from, most telling first.
 SERVING_ALIASES = ("production", "prod", "champion", "serving", "live", "current")
@@ -75,7 +75,7 @@ def _serving_target(versions: list[VersionInfo], aliases: dict[str, str]) -> tup
 def model_findings(registry: Registry, name: str, aliases: dict[str, str]) -> ModelFindings:
     versions = registry.list_versions(name)
     target, reason = _serving_target(versions, aliases)
-    served = next((v for v in versions if target and _serves(v, target)), None)
+    served = version_serving(versions, target) if target else None
     source = served or (versions[0] if versions else None)
     metrics = registry.get_run(source.run_id).metrics if source and source.run_id else {}
     key = next((m for m in KEY_METRIC_PREFERENCE if m in metrics), None)
@@ -89,11 +89,6 @@ def model_findings(registry: Registry, name: str, aliases: dict[str, str]) -> Mo
         metrics_version=source.version if source else None,
         key_metric=key,
     )
-
-
-def _serves(version: VersionInfo, target: str) -> bool:
-    stage = stage_of(target)
-    return version.stage == stage if stage else target in version.aliases
 
 
 def _toml_key(name: str) -> str:

@@ -459,8 +459,7 @@ class Registry:
         stage = stage_of(target)
         if stage is None:
             return self.version_by_alias(name, target)
-        in_stage = [v for v in self.list_versions(name) if v.stage.lower() == stage.lower()]
-        return in_stage[0] if in_stage else None
+        return version_serving(self.list_versions(name), target)
 
     def serving_version(self, policy: Policy, name: str) -> VersionInfo | None:
         """The version behind the target the policy names for `name`; None without one."""
@@ -476,7 +475,7 @@ class Registry:
         for model in sorted(self._registered_models(), key=lambda m: m.name):
             versions = self.list_versions(model.name)
             target = target_of(model.name)
-            champion = _serving(versions, target) if target else None
+            champion = version_serving(versions, target) if target else None
             metrics = self.get_run(champion.run_id).metrics if champion and champion.run_id else {}
             summaries.append(
                 ModelSummary(
@@ -520,7 +519,9 @@ def _changed_tag(target: str) -> str:
     return ALIAS_CHANGED_TAG + target.replace(":", ".")
 
 
-def _serving(versions: list[VersionInfo], target: str) -> VersionInfo | None:
+def version_serving(versions: list[VersionInfo], target: str) -> VersionInfo | None:
+    """Among `versions` (newest first), the one an alias points at, or the newest in a
+    `stage:` target's stage."""
     stage = stage_of(target)
     if stage is None:
         return next((v for v in versions if target in v.aliases), None)
