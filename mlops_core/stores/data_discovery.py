@@ -309,7 +309,7 @@ def _evaluation_table(
 ) -> FoundData | None:
     if search.role != "evaluation":
         return None
-    model_id = logged_model_id(version)
+    model_id = version.logged_model_id
     if model_id is None:
         search.note("evaluation_table", "the version has no MLflow 3 logged model")
         return None
@@ -326,13 +326,6 @@ def _evaluation_table(
             "evaluation_table", "evaluation", as_loaded(frame, text, sample_size), label, prediction
         )
     search.note("evaluation_table", f"no run that evaluated logged model {model_id} has one")
-    return None
-
-
-def logged_model_id(version: VersionInfo) -> str | None:
-    """MLflow 3 registers a LoggedModel: the version's source is ``models:/<model id>``."""
-    if version.source.startswith("models:/m-"):
-        return version.source.removeprefix("models:/").split("/", 1)[0]
     return None
 
 
