@@ -54,12 +54,10 @@ def request_detail(view: RequestView) -> None:
         st.session_state.setdefault(NOW_KEY, {})[view.id] = now = report.results
     record = or_stop(build_record, current, mlflow, view.id)
     latest = views.latest_gates(view, now)
-    left, right = st.columns(2)
-    with left:
-        views.metrics_table(record)
-        views.fairness_summary(latest)
-    with right:
-        views.drift_summary(latest)
+    # Full width, one after the other: side by side, half a page clipped their columns.
+    views.metrics_table(record)
+    views.fairness_summary(latest)
+    views.drift_summary(latest)
     st.markdown("**Gates**")
     moments = {"at request": view.gates_at_request}
     for decision in view.decisions:

@@ -1,6 +1,5 @@
 """Audit log: every workflow event, filterable, with the hash chain's status and a CSV export."""
 
-import json
 from dataclasses import replace
 
 import pandas as pd
@@ -54,7 +53,9 @@ if not events:
     st.info("No audit events match these filters.")
     st.stop()
 
-st.dataframe(
+# The hash and the details (JSON of any length) are shown for the event picked in the
+# table: as columns they push the rest of the table out of view.
+picked = st.dataframe(
     pd.DataFrame(
         [
             {
@@ -67,8 +68,6 @@ st.dataframe(
                 "version": e.version,
                 "request": e.request_id,
                 "reason": e.reason,
-                "hash": e.hash[:12],
-                "details": json.dumps(e.details, sort_keys=True),
             }
             for e in events
         ]
@@ -81,6 +80,9 @@ st.dataframe(
         "when (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         "reason": st.column_config.TextColumn(width="medium"),
     },
+    on_select="rerun",
+    selection_mode="single-row",
+    key="audit_events",
 )
 st.caption(f"{len(events)} events, newest first (at most {SHOWN}; the export has all).")
 st.download_button(
@@ -89,3 +91,12 @@ st.download_button(
     file_name="audit-log.csv",
     mime="text/csv",
 )
+
+rows = picked.selection.rows
+if not rows:
+    st.caption("Pick an event in the table to see its details and hash.")
+else:
+    event = events[rows[0]]
+    st.subheader(plain(f"Event #{event.id}: {event.action}"))
+    st.caption(plain(f"hash {event.hash}, after {event.prev_hash}"))
+    st.json(event.details, expanded=2)

@@ -33,6 +33,7 @@ from ui.comparison_view import (
     render_comparison,
 )
 from ui.identity import require_page
+from ui.tables import without_blank_columns
 from ui.text import plain
 
 current = settings()
@@ -187,15 +188,20 @@ if not models:
     )
     st.stop()
 
+models_shown = without_blank_columns(models_table(models), ["aliases", "stages", "tags"])
+# One cell says what is served and from where, so the description stays on screen.
+models_shown["champion"] = (
+    models_shown["champion"].fillna("none") + " (" + models_shown.pop("served from") + ")"
+)
 st.dataframe(
-    models_table(models),
+    models_shown,
     hide_index=True,
     column_config={
         "champion_changed_at": st.column_config.DatetimeColumn(
-            "champion changed", format="YYYY-MM-DD HH:mm"
+            "since", format="YYYY-MM-DD", help="When the champion last changed"
         ),
-        "last_updated": st.column_config.DatetimeColumn("last update", format="YYYY-MM-DD HH:mm"),
-        "description": st.column_config.TextColumn(width="large"),
+        "last_updated": st.column_config.DatetimeColumn("last update", format="YYYY-MM-DD"),
+        "description": st.column_config.TextColumn(width="medium"),
     },
     key="models_table",
 )
@@ -240,12 +246,12 @@ versions_tab, champion_tab, compare_tab = st.tabs(
 
 with versions_tab:
     st.dataframe(
-        versions,
+        without_blank_columns(versions, ["aliases", "stage", "author", "tags"]),
         hide_index=True,
         placeholder=MISSING,
         column_config={
             "created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
-            "description": st.column_config.TextColumn(width="large"),
+            "description": st.column_config.TextColumn(width="medium"),
         },
         key="versions_table",
     )

@@ -5,6 +5,7 @@ import streamlit as st
 
 from mlops_core.evidence.fairness_evidence import FairnessStatus, fairness_status
 from mlops_core.evidence.monitoring import DriftStatus, latest_drift_status
+from mlops_core.governance.overview import ModelOverview
 from mlops_core.governance.promotion.reconcile import reconcile
 from mlops_core.governance.promotion.state import open_requests
 from mlops_core.people.access import page_refusal
@@ -53,36 +54,47 @@ def _fairness(model: str, version: str | None) -> str:
     return or_stop(cached_fairness, current.tracking_uri, model, version).label
 
 
-def _drift(model: str) -> str:
-    status = or_stop(cached_drift, current.tracking_uri, model)
-    return status.label if status else "no check logged"
+def _drift(model: str) -> DriftStatus | None:
+    return or_stop(cached_drift, current.tracking_uri, model)
 
 
-rows = pd.DataFrame(
-    [
-        {
-            "model": e.name,
-            "served from": e.served_from,
-            "champion": f"v{e.champion_version}" if e.champion_version else "none",
-            "key metric": e.key_metric or "-",
-            "value": e.key_metric_value,
-            "stages": stages_text(e.stages),
-            "champion fairness": _fairness(e.name, e.champion_version),
-            "latest drift": _drift(e.name),
-            "versions": e.n_versions,
-            "champion changed": e.champion_changed_at,
-            "description": e.description,
-        }
-        for e in entries
-    ]
-)
+def _row(entry: ModelOverview) -> dict[str, object]:
+    drift = _drift(entry.name)
+    return {
+        "model": entry.name,
+        "champion": (f"v{entry.champion_version}" if entry.champion_version else "none")
+        + f" ({entry.served_from})",
+        "key metric": entry.key_metric or "-",
+        "value": entry.key_metric_value,
+        "stages": stages_text(entry.stages),
+        "fairness": _fairness(entry.name, entry.champion_version),
+        "drift": drift.verdict if drift else "no check logged",
+        "drift window": drift.window if drift else "",
+        "versions": entry.n_versions,
+        "since": entry.champion_changed_at,
+    }
+
+
+# Short cells keep every column on screen: the long drift story is on the Drift page,
+# descriptions on the Models page, and stages only where some model has them.
+table = pd.DataFrame([_row(e) for e in entries])
+if not table["stages"].any():
+    table = table.drop(columns="stages")
 st.dataframe(
-    rows,
+    table,
     hide_index=True,
     width="stretch",
     column_config={
-        "value": st.column_config.NumberColumn("champion's key metric", format="%.4f"),
-        "champion changed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "value": st.column_config.NumberColumn(
+            format="%.4f", help="The champion's key metric, from its training run"
+        ),
+        "fairness": st.column_config.TextColumn(help="The champion's fairness evidence"),
+        "drift": st.column_config.TextColumn(
+            help="The latest logged drift check of the production data"
+        ),
+        "since": st.column_config.DatetimeColumn(
+            format="YYYY-MM-DD", help="When the champion last changed"
+        ),
     },
 )
 uncovered = [e.name for e in entries if not e.covered]

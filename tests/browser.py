@@ -90,3 +90,11 @@ def sign_in(page: Page, url: str, username: str, password: str, succeeds: bool =
     else:
         page.get_by_test_id("stAlert").first.wait_for(timeout=60_000)
     wait_for_app(page)
+
+
+def clipped_tables(page: Page) -> list[int]:
+    """How many pixels of each data frame on the page lie beyond its visible width."""
+    return page.eval_on_selector_all(
+        "[data-testid='stDataFrame'] .dvn-scroller",
+        "scrollers => scrollers.map(s => s.scrollWidth - s.clientWidth)",
+    )

@@ -14,7 +14,9 @@ def test_overview_lists_models_with_their_champion(
     assert_no_exception(at)
     table = at.dataframe[0].value
     assert list(table.model) == ["churn-predictor", "credit-default"]
-    assert list(table.champion) == ["v1", "v1"]
+    assert list(table.champion) == ["v1 (alias champion)", "v1 (alias champion)"]
+    assert "stages" not in table  # no demo model has one
+    assert list(table.drift) == ["no drift (38% of columns)", "no drift (33% of columns)"]
 
 
 def test_every_page_in_the_navigation_renders(

@@ -121,6 +121,9 @@ def test_audit_page_filters_verifies_and_exports(monkeypatch, env) -> None:
     # apply_started, apply, rollback
     assert texts(at, "success").startswith("Audit chain intact: 8 events")
     assert len(at.dataframe[0].value) == 8
+    # Long JSON details and hashes are shown for a picked event, not as table columns.
+    assert "details" not in at.dataframe[0].value and "hash" not in at.dataframe[0].value
+    assert "Pick an event in the table" in texts(at, "caption")
     at.selectbox(key="audit_action").set_value("rollback").run()
     frame = at.dataframe[0].value
     assert list(frame["action"]) == ["rollback"] and list(frame["reason"]) == ["Incident 4711."]

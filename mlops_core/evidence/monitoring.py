@@ -171,6 +171,19 @@ class DriftStatus:
             window = f", window {self.window_start:%Y-%m-%d} to {self.window_end:%Y-%m-%d}"
         return f"{word}: {self.drift_share:.0%} of columns drifted{columns}{window}"
 
+    @property
+    def verdict(self) -> str:
+        """E.g. "no drift (38% of columns)": short enough for a table cell."""
+        word = "drifted" if self.drifted else "no drift"
+        return f"{word} ({self.drift_share:.0%} of columns)"
+
+    @property
+    def window(self) -> str:
+        """E.g. "2026-11-16 to 11-23"; empty when the check named no window."""
+        if not (self.window_start and self.window_end):
+            return ""
+        return f"{self.window_start:%Y-%m-%d} to {self.window_end:%m-%d}"
+
 
 def drift_options(
     policy: ModelPolicy, columns: list[str], sample_size: int | None = None
