@@ -48,6 +48,7 @@ from mlops_core.redaction import redact
 from mlops_core.stores.audit_anchors import Anchor, read_anchors, write_anchor
 from mlops_core.stores.audit_key import audit_key, canonical, is_signed, sign
 from mlops_core.stores.db import AuditEvent, session_factory, utcnow
+from mlops_core.stores.outbox import enqueue
 
 GENESIS_HASH = "0" * 64
 CHAIN_ATTEMPTS = 8
@@ -274,6 +275,8 @@ def append(
     )
     session.add(event)
     session.flush()
+    # Announced in this same transaction: committed together, or not at all.
+    enqueue(session, event)
     session.info[_HEAD_INFO] = Anchor(event.id, event.hash)
     return event
 
