@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from mlops_core.stores.db import session_factory, upsert
 from mlops_core.stores.worker_tables import (
@@ -197,22 +198,22 @@ def record_attempt(
         )
 
 
-def requeue(db_url: str, delivery_id: int, now: datetime) -> bool:
-    """Send again now (an admin's resend): pending and due, attempts start over."""
-    with session_factory(db_url).begin() as session:
-        return bool(
-            session.execute(
-                update(NotificationDelivery)
-                .where(NotificationDelivery.id == delivery_id)
-                .values(
-                    status=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    claimed_until=None,
-                    delivered_at=None,
-                )
-            ).rowcount
-        )
+def requeue(session: Session, delivery_id: int, now: datetime) -> bool:
+    """Send again now (an admin's resend), in the caller's transaction: pending and due,
+    attempts start over."""
+    return bool(
+        session.execute(
+            update(NotificationDelivery)
+            .where(NotificationDelivery.id == delivery_id)
+            .values(
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                claimed_until=None,
+                delivered_at=None,
+            )
+        ).rowcount
+    )
 
 
 def delivery_log(db_url: str, limit: int = 200) -> list[DeliveryView]:
