@@ -154,3 +154,10 @@ def test_the_signature_covers_timestamp_and_body_and_expires() -> None:
     assert not verify(SECRET, header, b'{"a":2}', 1_000_100)
     assert not verify(SECRET, header, b'{"a":1}', 1_000_400)
     assert not verify("other", header, b'{"a":1}', 1_000_100)
+
+
+def test_the_example_notifications_file_is_valid() -> None:
+    example = Path(__file__).resolve().parents[1] / "notifications.example.toml"
+    config = parse_notifications(example.read_text(), str(example), EVENT_NAMES)
+    assert [c.kind for c in config.channels] == ["webhook"]
+    assert set(config.channels[0].events) <= set(EVENT_NAMES)

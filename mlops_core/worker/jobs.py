@@ -6,6 +6,7 @@ interval, the function and a line of description.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -78,8 +79,11 @@ def _check_drift(context: JobContext, registry: Registry, model: str) -> str:
     return f"{model}: {'drifted' if verdict.drifted else 'no drift'} (run {run_id})"
 
 
-def run_drift(context: JobContext) -> str:
-    """Check and log the latest complete week of each covered model's current data."""
+def for_each_covered_model(
+    context: JobContext, check: Callable[[JobContext, Registry, str], str]
+) -> str:
+    """Run `check` for every registered model the policy covers; one model's failure (a
+    broken data source) does not keep the others unchecked, and fails the run after them."""
     settings = context.settings
     registry = Registry(settings.tracking_uri)
     policy = load_policy(settings.policy_file)
@@ -88,13 +92,17 @@ def run_drift(context: JobContext) -> str:
         if not policy.covers(model):
             continue
         try:
-            lines.append(_check_drift(context, registry, model))
+            lines.append(check(context, registry, model))
         except MlopsError as exc:
-            # One model's broken data source does not keep the others unchecked.
             errors.append(f"{model}: {exc}")
     if errors:
         raise MlopsError("; ".join(errors + lines))
     return "; ".join(lines) or "no covered models"
+
+
+def run_drift(context: JobContext) -> str:
+    """Check and log the latest complete week of each covered model's current data."""
+    return for_each_covered_model(context, _check_drift)
 
 
 def run_reconcile(context: JobContext) -> str:
