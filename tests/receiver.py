@@ -76,3 +76,51 @@ def receiver(port: int = 0) -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass
+class Mailbox:
+    port: int
+    messages: list[bytes] = field(default_factory=list)
+
+
+@contextmanager
+def smtp_server() -> Iterator[Mailbox]:
+    """A minimal SMTP server (RFC 5321's EHLO, MAIL, RCPT, DATA, QUIT) that keeps each
+    message's data; enough for smtplib without STARTTLS or a login."""
+    import socketserver
+
+    box = Mailbox(0)
+
+    class Handler(socketserver.StreamRequestHandler):
+        def reply(self, line: str) -> None:
+            self.wfile.write(line.encode() + b"\r\n")
+
+        def handle(self) -> None:
+            self.reply("220 test ESMTP")
+            while line := self.rfile.readline():
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    self.reply("250 test")
+                elif verb == b"DATA":
+                    self.reply("354 end with .")
+                    data = b""
+                    while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                        data += chunk
+                    box.messages.append(data)
+                    self.reply("250 queued")
+                elif verb == b"QUIT":
+                    self.reply("221 bye")
+                    return
+                else:
+                    self.reply("250 ok")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    box.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield box
+    finally:
+        server.shutdown()
+        server.server_close()

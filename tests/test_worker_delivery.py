@@ -4,6 +4,7 @@ every attempt recorded, an admin's resend; against a real local HTTP receiver.""
 from __future__ import annotations
 
 import time
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from mlops_core.worker.delivery import deliver_due
 from mlops_core.worker.signing import sign, verify
 from mlops_core.worker.status import resend
 from tests.conftest import settings_for
-from tests.receiver import receiver
+from tests.receiver import receiver, smtp_server
 
 SECRET = "s" * 40
 ALICE = Actor("alice", frozenset({"requester"}), auth_method="token")
@@ -161,3 +162,21 @@ def test_the_example_notifications_file_is_valid() -> None:
     config = parse_notifications(example.read_text(), str(example), EVENT_NAMES)
     assert [c.kind for c in config.channels] == ["webhook"]
     assert set(config.channels[0].events) <= set(EVENT_NAMES)
+
+
+def test_an_email_channel_sends_the_event_over_smtp(settings: Settings) -> None:
+    with smtp_server() as mailbox:
+        configure(
+            settings,
+            f'[[channels]]\nname = "mail"\nkind = "email"\nsmtp_host = "127.0.0.1"\n'
+            f'smtp_port = {mailbox.port}\nstarttls = false\nsender = "panel@example.com"\n'
+            'to = ["approvers@example.com"]\nevents = ["request.created"]\n',
+        )
+        audit.record(settings, ALICE, "request", model="m", version="3", request_id=4, reason="r")
+        round_ = deliver_due(settings.db_url, load_notifications(settings, EVENT_NAMES), "w")
+    assert round_.delivered == 1
+    [raw] = mailbox.messages
+    mail = message_from_bytes(raw)
+    assert mail["Subject"] == "[MLOps] request.created: m v3 (request #4) by alice"
+    assert mail["To"] == "approvers@example.com"
+    assert "/approvals?request=4" in mail.get_payload()

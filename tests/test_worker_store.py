@@ -5,6 +5,7 @@ worker."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from mlops_core.config import Settings
 from mlops_core.identity import Actor
 from mlops_core.stores import audit, db, deliveries, job_runs
 from mlops_core.stores.job_runs import RetryRule
+from mlops_core.stores.webhook_receipts import first_receipt
 from mlops_core.stores.worker_tables import NotificationDelivery, NotificationOutbox
+from mlops_core.worker.status import resend
 from tests.conftest import settings_for
+from tests.test_db_roles import split_roles  # noqa: F401 - a fixture
 
 KEY = "k" * 40
 ALICE = Actor("alice", frozenset({"requester"}), auth_method="token")
@@ -124,3 +128,25 @@ def test_fan_out_is_once_per_channel_and_a_due_delivery_is_claimed_by_one_worker
     assert deliveries.claim_due(settings.db_url, due) == []
     with db.session_factory(settings.db_url)() as session:
         assert session.scalar(select(NotificationDelivery.claimed_until).limit(1)) > due
+
+
+@pytest.mark.postgres
+def test_the_panel_role_may_do_everything_the_worker_does(
+    split_roles: Settings,  # noqa: F811 - the fixture imported above
+) -> None:
+    db.migrate(split_roles)
+    panel = replace(split_roles, db_migrate_url=None)
+    url, now = panel.db_url, datetime.now().replace(microsecond=0)
+    audit.record(panel, ALICE, "request", model="m", version="2", request_id=1)
+    run = job_runs.claim(url, "notifications", SLOT, "w", now, RULE)
+    assert run is not None
+    deliveries.fan_out(url, lambda _type: ["hook"], now)
+    [due] = deliveries.claim_due(url, now)
+    deliveries.record_attempt(
+        url, due.id, "w", now, ok=False, status_code=500, error="HTTP 500", retry_at=None
+    )
+    resend(panel, Actor("root", frozenset({"admin"})), due.id)
+    job_runs.finish(url, run.id, now, summary="1 failed", error=None)
+    assert first_receipt(url, "delivery-1", "model_version.created", now, timedelta(minutes=10))
+    assert not first_receipt(url, "delivery-1", "model_version.created", now, timedelta(minutes=10))
+    assert [d.status for d in deliveries.delivery_log(url)] == ["pending"]
