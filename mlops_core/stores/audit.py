@@ -17,7 +17,8 @@ keyed event follows, its signed previous hash binds them, and an unkeyed event a
 keyed one is a forgery.
 
 Events are appended in the same transaction as the state change they record, through
-`atomic`, so the log and the workflow state never disagree. On PostgreSQL appenders
+`atomic`, so the log and the workflow state never disagree; an event people are told
+about queues its notification in that transaction too (`outbox.enqueue`). On PostgreSQL appenders
 queue on an advisory lock. Whatever the engine, the `prev_hash` column is unique, so two
 writers appending after the same event can never both commit; `atomic` runs the loser's
 whole unit of work again on top of the new head.

@@ -59,7 +59,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        log.info("%s %s", self.address_string(), format % args)
+        # Health checks every few seconds would drown the log at INFO.
+        log.debug("%s %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)
