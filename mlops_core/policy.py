@@ -245,8 +245,25 @@ class ModelPolicy(_Strict):
         return value
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SCHEDULE_OFF = "off"
+
+
+def duration_seconds(text: str) -> int | None:
+    """Seconds in "30s", "5m", "6h", "1d"; None for "off". ValueError otherwise."""
+    value = text.strip().lower()
+    if value == SCHEDULE_OFF:
+        return None
+    number, unit = value[:-1], value[-1:]
+    if unit not in _DURATION_UNITS or not number.isdigit() or int(number) < 1:
+        raise ValueError(f'{text!r} is not a duration; write 30s, 5m, 6h, 1d or "off"')
+    return int(number) * _DURATION_UNITS[unit]
+
+
 class Policy(_Strict):
     metric_direction: dict[str, Direction] = Field(default_factory=dict)
+    # How often the worker runs each job ("5m", "1h", "off"); `worker.schedule` names the jobs.
+    schedule: dict[str, str] = Field(default_factory=dict)
     defaults: ModelPolicy = Field(default_factory=ModelPolicy)
     models: dict[str, ModelPolicy] = Field(default_factory=dict)
     source: str = "built-in defaults"
@@ -257,6 +274,16 @@ class Policy(_Strict):
 
     def for_model(self, name: str) -> ModelPolicy:
         return self.models.get(name, self.defaults)
+
+    @field_validator("schedule")
+    @classmethod
+    def _durations(cls, value: dict[str, str]) -> dict[str, str]:
+        for job, every in value.items():
+            try:
+                duration_seconds(every)
+            except ValueError as exc:
+                raise ValueError(f"{job}: {exc}") from None
+        return value
 
     def direction(self, metric: str) -> Direction:
         return metric_direction(metric, self.metric_direction)

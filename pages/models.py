@@ -21,11 +21,13 @@ from mlops_core.evidence.comparison import (
     versions_table,
 )
 from mlops_core.evidence.lineage import Lineage, version_lineage
+from mlops_core.governance.version_gates import stored_gates
 from mlops_core.markdown_safety import safe_markdown
 from mlops_core.people.access import page_refusal
 from mlops_core.policy import Policy, describe_target, load_policy
 from mlops_core.stores.registry import ModelSummary
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
+from ui.approvals_views import gates_frame
 from ui.comparison_view import (
     MISSING,
     REFRESH_HINT,
@@ -113,6 +115,26 @@ def logged_model_section(lineage: Lineage) -> None:
     metrics.dataframe(lineage.logged_model_metrics, hide_index=True, key="logged_model_metrics")
     st.caption("Model files")
     st.dataframe(pd.DataFrame({"file": model.artifacts}), hide_index=True, key="model_files")
+
+
+def registered_gates_section(model: str, version: str) -> None:
+    """The gates the worker evaluated when the version was registered, before any request."""
+    st.markdown("**Gates when registered**")
+    stored = or_stop(stored_gates, current.db_url, model, version)
+    if stored is None:
+        st.caption(
+            "Not evaluated yet: the worker (python -m mlops_core worker) evaluates the gates "
+            "of each new version of a model the policy covers."
+        )
+        return
+    st.caption(
+        plain(
+            f"{stored.summary}; evaluated {stored.evaluated_at:%Y-%m-%d %H:%M} UTC on "
+            f"{stored.trigger}, under {stored.policy_source or 'no policy file'}. Gates are "
+            "evaluated again at request and at every decision."
+        )
+    )
+    st.dataframe(gates_frame(stored.results), hide_index=True, key="registered_gates")
 
 
 def lineage_section(lineage: Lineage) -> None:
@@ -260,6 +282,7 @@ with versions_tab:
     )
     lineage = or_stop(cached_lineage, current.tracking_uri, name, version)
     lineage_section(lineage)
+    registered_gates_section(name, version)
 
 with champion_tab:
     champion = summary.champion.version if summary.champion else None

@@ -99,10 +99,14 @@ def streamlit_app(env: dict[str, str], script: str = "app.py") -> Iterator[str]:
 
 @contextmanager
 def mlflow_server(
-    backend_store_uri: str, artifacts_dir: Path, allowed_hosts: str = "127.0.0.1:*"
+    backend_store_uri: str,
+    artifacts_dir: Path,
+    allowed_hosts: str = "127.0.0.1:*",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """`mlflow server` on a free port serving artifacts from `artifacts_dir` and answering
-    only the `allowed_hosts` Host headers; yields its base URL once healthy."""
+    only the `allowed_hosts` Host headers (with `extra_env` set); yields its base URL once
+    healthy."""
     port = free_port()
     command = [
         sys.executable,
@@ -124,7 +128,31 @@ def mlflow_server(
         allowed_hosts,
     ]
     # The panel needs no MLflow job runner (GenAI jobs); compose turns it off too.
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(extra_env or {})}
     # The first start creates MLflow's tables in the empty database, which takes a while.
     with running(command, env, f"http://127.0.0.1:{port}/health", timeout=180):
         yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def worker(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python -m mlops_core worker` on a free port; yields its base URL and the process
+    (a test may kill it) once /healthz answers."""
+    port = free_port()
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    log = open(ROOT / "test-artifacts" / f"worker-{port}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlops_core", "worker", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/healthz", process, timeout=90)
+        yield base, process
+    finally:
+        _stop(process)
+        log.close()

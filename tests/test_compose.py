@@ -51,11 +51,11 @@ def _healthcheck(service: dict[str, Any]) -> str:
 
 
 def test_the_services_share_one_image_built_from_the_repo(services: dict) -> None:
-    assert set(services) == {"postgres", "mlflow", "migrate", "panel", "demo"}
+    assert set(services) == {"postgres", "mlflow", "migrate", "panel", "worker", "demo"}
     assert services["panel"]["build"] == "."
     # Only one service builds the tag; the others run it (parallel builds would collide).
     assert [name for name, s in services.items() if "build" in s] == ["panel"]
-    images = {services[name]["image"] for name in ("mlflow", "migrate", "panel", "demo")}
+    images = {services[n]["image"] for n in ("mlflow", "migrate", "panel", "worker", "demo")}
     assert len(images) == 1
     assert services["demo"]["profiles"] == ["demo"] and services["demo"]["restart"] == "no"
     assert services["migrate"]["restart"] == "no"
@@ -67,6 +67,7 @@ def test_each_long_running_service_has_a_healthcheck_on_its_health_endpoint(
     assert "pg_isready" in _healthcheck(services["postgres"])
     assert "http://127.0.0.1:5000/health" in _healthcheck(services["mlflow"])
     assert "http://127.0.0.1:8501/_stcore/health" in _healthcheck(services["panel"])
+    assert "http://127.0.0.1:8502/healthz" in _healthcheck(services["worker"])
 
 
 def test_services_start_once_what_they_need_is_healthy_or_done(services: dict) -> None:
@@ -77,6 +78,7 @@ def test_services_start_once_what_they_need_is_healthy_or_done(services: dict) -
         "migrate": {"postgres": healthy},
         # The panel starts on a migrated schema: its own role may not migrate it.
         "panel": {"postgres": healthy, "mlflow": healthy, "migrate": done},
+        "worker": {"postgres": healthy, "mlflow": healthy, "migrate": done},
         "demo": {"postgres": healthy, "mlflow": healthy, "panel": healthy},
     }
     for name, service in services.items():
@@ -154,6 +156,17 @@ def test_demo_command_parses_with_the_panel_cli(services: dict) -> None:
     assert command[:3] == ["python", "-m", "mlops_core"]
     args = build_parser(command[3:]).parse_args(command[3:])
     assert args.command == "demo" and args.sweep_runs == 50
+
+
+def test_worker_command_parses_and_connects_as_the_panel(services: dict) -> None:
+    worker = services["worker"]
+    command = worker["command"]
+    args = build_parser(command[3:]).parse_args(command[3:])
+    assert (args.command, args.host, args.port) == ("worker", "0.0.0.0", 8502)
+    settings = load_settings(worker["environment"])
+    assert settings.db_url == services["panel"]["environment"]["MLOPS_DB_URL"]
+    assert settings.db_migrate_url is None and settings.tracking_uri == "http://mlflow:5000"
+    assert worker["ports"] == ["127.0.0.1:8502:8502"]
 
 
 def test_init_script_creates_every_database_the_services_use(services: dict) -> None:

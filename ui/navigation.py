@@ -37,6 +37,7 @@ PAGES = [
     PageSpec("approvals", "Approvals", ":material/task_alt:"),
     PageSpec("audit", "Audit log", ":material/history:"),
     PageSpec("users", "Users and roles", ":material/manage_accounts:"),
+    PageSpec("system", "System", ":material/monitor_heart:"),
 ]
 
 

@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "requests": ("workflow", "list promotion requests"),
     "audit": ("audit", "verify or export the audit log"),
     "migrate": ("migrate", "upgrade the panel database's schema"),
+    "worker": ("worker", "run scheduled checks, notifications and MLflow webhooks"),
+    "webhooks": ("webhooks", "register the worker as an MLflow registry webhook"),
 }
 
 

@@ -48,6 +48,7 @@ PAGE_ROLES: Mapping[str, tuple[str, ...]] = {
     "audit": ("viewer",),
     "approvals": ("requester", "approver"),
     "users": ("admin",),
+    "system": ("approver",),
 }
 
 

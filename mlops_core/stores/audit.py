@@ -17,7 +17,8 @@ keyed event follows, its signed previous hash binds them, and an unkeyed event a
 keyed one is a forgery.
 
 Events are appended in the same transaction as the state change they record, through
-`atomic`, so the log and the workflow state never disagree. On PostgreSQL appenders
+`atomic`, so the log and the workflow state never disagree; an event people are told
+about queues its notification in that transaction too (`outbox.enqueue`). On PostgreSQL appenders
 queue on an advisory lock. Whatever the engine, the `prev_hash` column is unique, so two
 writers appending after the same event can never both commit; `atomic` runs the loser's
 whole unit of work again on top of the new head.
@@ -48,6 +49,7 @@ from mlops_core.redaction import redact
 from mlops_core.stores.audit_anchors import Anchor, read_anchors, write_anchor
 from mlops_core.stores.audit_key import audit_key, canonical, is_signed, sign
 from mlops_core.stores.db import AuditEvent, session_factory, utcnow
+from mlops_core.stores.outbox import enqueue
 
 GENESIS_HASH = "0" * 64
 CHAIN_ATTEMPTS = 8
@@ -274,6 +276,8 @@ def append(
     )
     session.add(event)
     session.flush()
+    # Announced in this same transaction: committed together, or not at all.
+    enqueue(session, event)
     session.info[_HEAD_INFO] = Anchor(event.id, event.hash)
     return event
 

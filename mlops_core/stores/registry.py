@@ -417,6 +417,10 @@ class Registry:
             if not token:
                 return models
 
+    def model_names(self) -> list[str]:
+        """The registered models' names, sorted."""
+        return sorted(model.name for model in self._registered_models())
+
     def _model(self, name: str) -> RegisteredModel:
         return self._call(lambda: self.client.get_registered_model(name))
 

@@ -1,0 +1,153 @@
+"""The jobs the worker runs on schedule, one line each in `JOBS`.
+
+Adding a job is one entry: a name (the key of the policy's `[schedule]`), its default
+interval, the function and a line of description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+
+from mlops_core.errors import MlopsError
+from mlops_core.evidence.monitoring import (
+    check_model_drift,
+    drift_history,
+    drift_report,
+    log_drift_check,
+)
+from mlops_core.governance.promotion.reconcile import reconcile
+from mlops_core.notifications import load_notifications
+from mlops_core.policy import load_policy
+from mlops_core.stores import audit
+from mlops_core.stores.db import AuditEvent, session_factory, utcnow
+from mlops_core.stores.model_data import current_bounds
+from mlops_core.stores.outbox import EVENT_NAMES
+from mlops_core.stores.registry import Registry
+from mlops_core.stores.sources import weekly_windows
+from mlops_core.worker.delivery import deliver_due
+from mlops_core.worker.reactions import WORKER, poll_registry
+from mlops_core.worker.schedule import Job, JobContext
+
+DRIFT_ALERT = "drift_alert"
+CHAIN_BROKEN = "audit_chain_broken"
+
+
+def latest_complete_week(
+    bounds: tuple[datetime, datetime], now: datetime
+) -> tuple[datetime, datetime] | None:
+    """The newest calendar week of the data that has ended by `now`."""
+    ended = [week for week in weekly_windows(*bounds) if week[1] <= now]
+    return ended[-1] if ended else None
+
+
+def _check_drift(context: JobContext, registry: Registry, model: str) -> str:
+    settings = context.settings
+    policy = load_policy(settings.policy_file).for_model(model)
+    if not policy.data.has_current:
+        return f"{model}: no current data configured"
+    bounds = current_bounds(settings, policy.data)
+    week = latest_complete_week(bounds, utcnow()) if bounds else None
+    if week is None:
+        return f"{model}: no complete window yet"
+    history = drift_history(registry, model)
+    if (history["window_start"] == week[0]).any():
+        return f"{model}: window {week[0]:%Y-%m-%d} already checked"
+    check = check_model_drift(settings, registry, model, window=week)
+    run_id = log_drift_check(settings, registry, check, drift_report(check), WORKER)
+    verdict = check.verdict
+    if verdict.drifted:
+        audit.record(
+            settings,
+            WORKER,
+            DRIFT_ALERT,
+            model=model,
+            version=check.reference_version,
+            reason=f"Window {week[0]:%Y-%m-%d} to {week[1]:%Y-%m-%d}: "
+            f"{check.result.drift_share:.0%} of columns drifted ({verdict.rule}).",
+            details={
+                "run_id": run_id,
+                "window_start": week[0].isoformat(),
+                "window_end": week[1].isoformat(),
+                "drift_share": check.result.drift_share,
+                "drifted_columns": check.result.drifted_columns,
+                **verdict.to_dict(),
+            },
+        )
+    return f"{model}: {'drifted' if verdict.drifted else 'no drift'} (run {run_id})"
+
+
+def for_each_covered_model(
+    context: JobContext, check: Callable[[JobContext, Registry, str], str]
+) -> str:
+    """Run `check` for every registered model the policy covers; one model's failure (a
+    broken data source) does not keep the others unchecked, and fails the run after them."""
+    settings = context.settings
+    registry = Registry(settings.tracking_uri)
+    policy = load_policy(settings.policy_file)
+    lines, errors = [], []
+    for model in registry.model_names():
+        if not policy.covers(model):
+            continue
+        try:
+            lines.append(check(context, registry, model))
+        except MlopsError as exc:
+            errors.append(f"{model}: {exc}")
+    if errors:
+        raise MlopsError("; ".join(errors + lines))
+    return "; ".join(lines) or "no covered models"
+
+
+def run_drift(context: JobContext) -> str:
+    """Check and log the latest complete week of each covered model's current data."""
+    return for_each_covered_model(context, _check_drift)
+
+
+def run_reconcile(context: JobContext) -> str:
+    warnings = reconcile(context.settings, Registry(context.settings.tracking_uri))
+    return f"{len(warnings)} warning(s)"
+
+
+def run_poll(context: JobContext) -> str:
+    return poll_registry(context.settings, Registry(context.settings.tracking_uri))
+
+
+def run_notifications(context: JobContext) -> str:
+    config = load_notifications(context.settings, EVENT_NAMES)
+    return deliver_due(context.settings.db_url, config, context.worker).summary
+
+
+def _reported(db_url: str, details: dict) -> bool:
+    with session_factory(db_url)() as session:
+        last = session.scalar(
+            select(AuditEvent.details)
+            .where(AuditEvent.action == CHAIN_BROKEN)
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+    return last == details
+
+
+def run_audit_verify(context: JobContext) -> str:
+    """Verify the audit chain; a break is announced once (until it changes)."""
+    status = audit.verify(context.settings)
+    if status.ok:
+        return status.summary
+    details = {"first_broken_id": status.first_broken_id, "reason": status.reason}
+    if not _reported(context.settings.db_url, details):
+        audit.record(context.settings, WORKER, CHAIN_BROKEN, reason=status.summary, details=details)
+    raise MlopsError(status.summary)
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job("notifications", "10s", run_notifications, "deliver notifications from the outbox"),
+        Job("reconcile", "5m", run_reconcile, "compare MLflow's aliases with the panel"),
+        Job("registry_poll", "1m", run_poll, "gates of new versions, aliases moved outside"),
+        Job("drift", "6h", run_drift, "drift of each model's latest complete week, logged"),
+        Job("audit_verify", "15m", run_audit_verify, "verify the audit chain"),
+    )
+}
