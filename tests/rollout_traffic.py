@@ -25,6 +25,7 @@ from mlops_core.rollout.start import start_rollout
 from mlops_core.rollout.state import RolloutView
 from mlops_core.stores import db
 from mlops_core.stores.registry import Registry
+from tests.test_promotion import copy_demo_env
 
 MODEL = "credit-default"
 TABLE = "credit_traffic"
@@ -55,6 +56,20 @@ quality_vs_champion = true
     return text
 
 
+CHURN_PLAN = """
+[models."churn-predictor"]
+target = "champion"
+[models."churn-predictor".data]
+current_url = "{demo_inference_url}"
+current_table = "inference_churn_predictor"
+[models."churn-predictor".rollout]
+[[models."churn-predictor".rollout.stages]]
+name = "shadow"
+mode = "shadow"
+traffic = 0
+"""
+
+
 def policy_text(inference_url: str, stages: str, auto_advance: bool = True) -> str:
     return f"""
 [models."credit-default"]
@@ -72,15 +87,15 @@ auto_advance = {"true" if auto_advance else "false"}
 """
 
 
-def clean_registry(registry: Registry) -> None:
+def clean_registry(registry: Registry, model: str = MODEL) -> None:
     """Champion v1, no challenger, no rollout tags (the demo leaves a rollout running)."""
-    registry.move_to(MODEL, "champion", "1")
-    aliases, tags = registry.aliases_and_tags(MODEL)
+    registry.move_to(model, "champion", "1")
+    aliases, tags = registry.aliases_and_tags(model)
     if CHALLENGER in aliases:
-        registry.delete_alias(MODEL, CHALLENGER)
+        registry.delete_alias(model, CHALLENGER)
     for key in (TAG_ID, TAG_MODE, TAG_STAGE, TAG_TRAFFIC):
         if key in tags:
-            registry.delete_model_tag(MODEL, key)
+            registry.delete_model_tag(model, key)
 
 
 def rollout_settings(
@@ -99,15 +114,30 @@ def rollout_settings(
     )
 
 
-def approved_request(settings: Settings, registry: Registry) -> int:
-    request = request_promotion(settings, registry, REQUESTER, MODEL, "3", "better and fair")
+def rollout_env(demo: Settings, folder: Path, stages: str) -> dict[str, str]:
+    """A private store as environment variables (for the app): the demo registry copied,
+    its own panel database, and a policy planning rollouts of both demo models."""
+    inference_url = f"sqlite:///{folder / 'inference.db'}"
+    policy = folder / "rollout-policy.toml"
+    churn = CHURN_PLAN.format(demo_inference_url=demo.inference_db_url)
+    policy.write_text(policy_text(inference_url, stages) + churn)
+    return {
+        **copy_demo_env(demo, folder),
+        "MLOPS_POLICY_FILE": str(policy),
+        "MLOPS_INFERENCE_DB_URL": inference_url,
+    }
+
+
+def approved_request(settings: Settings, registry: Registry, model: str = MODEL) -> int:
+    request = request_promotion(settings, registry, REQUESTER, model, "3", "better and fair")
     approved = approve(settings, registry, APPROVER, request.id, "ok, in stages")
     assert approved.status == "approved", approved
     return request.id
 
 
-def approved_rollout(settings: Settings, registry: Registry) -> RolloutView:
-    return start_rollout(settings, registry, APPROVER, approved_request(settings, registry))
+def approved_rollout(settings: Settings, registry: Registry, model: str = MODEL) -> RolloutView:
+    request_id = approved_request(settings, registry, model)
+    return start_rollout(settings, registry, APPROVER, request_id)
 
 
 class Clock:

@@ -11,16 +11,33 @@ from sqlalchemy.orm import Session
 from mlops_core.config import Settings
 from mlops_core.errors import ActionRefused
 from mlops_core.governance.policy_in_force import policy_in_force
-from mlops_core.governance.promotion.state import APPROVED, get_request, load_request, refusal
+from mlops_core.governance.promotion.state import (
+    APPROVED,
+    RequestView,
+    get_request,
+    list_requests,
+    load_request,
+    refusal,
+)
 from mlops_core.identity import Actor
 from mlops_core.people.access import require_role
-from mlops_core.policy import describe_target
+from mlops_core.policy import describe_target, load_policy
 from mlops_core.rollout.state import ROLLING_OUT, RUNNING, RolloutView, get_rollout, view_of
 from mlops_core.rollout.transitions import sync
 from mlops_core.stores import audit
 from mlops_core.stores.db import PromotionRequest, utcnow
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.rollout_tables import Rollout
+
+
+def awaiting_start(settings: Settings) -> list[RequestView]:
+    """Approved requests of models the policy rolls out in stages, not started yet."""
+    policy = load_policy(settings.policy_file)
+    return [
+        request
+        for request in list_requests(settings, statuses=(APPROVED,))
+        if request.last_error is None and policy.rollout_plan(request.model_name) is not None
+    ]
 
 
 def start_rollout(

@@ -225,3 +225,30 @@ def describe(view: RolloutView) -> str:
     if view.status == COMPLETED:
         return f"{target} completed: v{view.version} is the champion."
     return f"{target} is {view.status.replace('_', ' ')}: {view.reason}"
+
+
+ENDING_ACTIONS = ("rollout_completed", "rollout_rolled_back", "rollout_aborted", "rollout_stale")
+
+
+@dataclass(frozen=True)
+class TrafficPoint:
+    at: datetime
+    traffic: float
+    stage: str
+    action: str
+
+
+def traffic_history(settings: Settings, view: RolloutView) -> list[TrafficPoint]:
+    """The challenger's share over time, from the rollout's audit events."""
+    events = audit.list_events(settings.db_url, audit.AuditFilter(request_id=view.request_id))
+    points = []
+    for event in reversed(events):
+        details = event.details or {}
+        if event.action not in ROLLOUT_ACTIONS or details.get("rollout_id") != view.id:
+            continue
+        if event.action in ("rollout_started", "rollout_advanced"):
+            stage = details.get("stage") or details.get("to_stage") or ""
+            points.append(TrafficPoint(event.created_at, details["traffic"], stage, event.action))
+        elif event.action in ENDING_ACTIONS:
+            points.append(TrafficPoint(event.created_at, 0.0, view.status, event.action))
+    return points
