@@ -19,18 +19,20 @@ empty label, which `log_labels` fills in when the truth arrives.
     router = Router("http://mlflow:5000", "credit-default", "postgresql://.../inference",
                     "inference_credit_default")
     answer = router.handle("req-42", {"income": 52_000, ...})
+    router.flush()   # append the logged rows to the inference log
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import mlflow.artifacts
 import mlflow.sklearn
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from sqlalchemy import MetaData, Table, bindparam, create_engine, inspect, update
@@ -38,8 +40,8 @@ from sqlalchemy import MetaData, Table, bindparam, create_engine, inspect, updat
 from mlops_core.rollout.publish import CHALLENGER, TAG_MODE, TAG_TRAFFIC, parse_traffic
 from mlops_core.rollout.traffic import serves_challenger
 
-# A version's scorer: the features of one request -> the positive class's probability.
-Scorer = Callable[[pd.DataFrame], float]
+# A version's scorer: the features of requests -> each one's positive-class probability.
+Scorer = Callable[[pd.DataFrame], np.ndarray]
 DECISION_THRESHOLD = 0.5
 
 
@@ -79,7 +81,7 @@ def sklearn_scorer(tracking_uri: str, model: str, version: str) -> Scorer:
     where = MlflowClient(tracking_uri=tracking_uri).get_model_version_download_uri(model, version)
     local = mlflow.artifacts.download_artifacts(artifact_uri=where, tracking_uri=tracking_uri)
     estimator = mlflow.sklearn.load_model(local)
-    return lambda features: float(estimator.predict_proba(features)[0, 1])
+    return lambda features: estimator.predict_proba(features)[:, 1]
 
 
 class Router:
@@ -122,52 +124,79 @@ class Router:
         return self._scorers[version]
 
     def _score(
-        self, request_id: str, version: str, features: pd.DataFrame, served: bool, at: datetime
-    ) -> Answer:
+        self, version: str, ids: list[str], features: pd.DataFrame, served: bool, at: datetime
+    ) -> list[Answer]:
+        """Score a micro-batch with one version; every request in it waited the batch's
+        latency, and a failure fails each of them."""
         started = time.perf_counter()
-        score, error = None, None
+        scores: list[float | None] = [None] * len(ids)
+        error = None
         try:
-            score = self._scorer(version)(features)
+            scores = [float(x) for x in self._scorer(version)(features)]
         except Exception as exc:  # a failing version is logged, never crashes the router
             error = f"{type(exc).__name__}: {exc}"
-        latency_ms = (time.perf_counter() - started) * 1000
-        prediction = None if score is None else int(score >= DECISION_THRESHOLD)
-        self._pending.append(
-            {
-                "request_id": request_id,
-                "timestamp": at,
-                "model": self.model,
-                "model_version": version,
-                "served": served,
-                **features.iloc[0].to_dict(),
-                "score": score,
-                "prediction": prediction,
-                "latency_ms": round(latency_ms, 3),
-                "error": error,
-                "label": None,
-            }
-        )
-        return Answer(request_id, version, score, prediction, error)
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        answers = []
+        for request_id, score, row in zip(ids, scores, features.to_dict("records"), strict=True):
+            prediction = None if score is None else int(score >= DECISION_THRESHOLD)
+            self._pending.append(
+                {
+                    "request_id": request_id,
+                    "timestamp": at,
+                    "model": self.model,
+                    "model_version": version,
+                    "served": served,
+                    **row,
+                    "score": score,
+                    "prediction": prediction,
+                    "latency_ms": latency_ms,
+                    "error": error,
+                    "label": None,
+                }
+            )
+            answers.append(Answer(request_id, version, score, prediction, error))
+        return answers
 
     def handle(
         self, request_id: str, features: Mapping[str, Any], at: datetime | None = None
     ) -> Answer:
         """Answer one request by the published state; log every version that scored it."""
+        return self.handle_batch([(request_id, features)], at)[0]
+
+    def handle_batch(
+        self, requests: Sequence[tuple[str, Mapping[str, Any]]], at: datetime | None = None
+    ) -> list[Answer]:
+        """Answer requests that arrived together, each version scoring its share at once."""
         state = self.state()
         if state.champion is None:
             raise LookupError(f"{self.model} has no {self.champion_alias} alias to serve.")
         at = at or datetime.now(UTC).replace(tzinfo=None)
-        row = pd.DataFrame([dict(features)])
-        to_challenger = (
-            state.challenger is not None
-            and state.mode == "split"
-            and serves_challenger(request_id, state.traffic)
+        ids = [request_id for request_id, _ in requests]
+        frame = pd.DataFrame([dict(features) for _, features in requests])
+        split = state.challenger is not None and state.mode == "split"
+        to_challenger = np.array(
+            [split and serves_challenger(request_id, state.traffic) for request_id in ids]
         )
-        served = state.challenger if to_challenger else state.champion
-        answer = self._score(request_id, served, row, True, at)
-        if state.mode == "shadow" and state.challenger is not None:
-            self._score(request_id, state.challenger, row, False, at)
-        return answer
+        groups = [(state.champion, ~to_challenger, True)]
+        if split:
+            groups.append((state.challenger, to_challenger, True))
+        elif state.mode == "shadow" and state.challenger is not None:
+            groups.append((state.challenger, np.ones(len(ids), dtype=bool), False))
+        answers: dict[str, Answer] = {}
+        for version, chosen, served in groups:
+            if not chosen.any():
+                continue
+            picked = [i for i, keep in enumerate(chosen) if keep]
+            scored = self._score(
+                version,
+                [ids[i] for i in picked],
+                frame.iloc[picked].reset_index(drop=True),
+                served,
+                at,
+            )
+            if served:
+                answers.update((answer.request_id, answer) for answer in scored)
+        return [answers[request_id] for request_id in ids]
 
     def flush(self) -> int:
         """Append the logged rows to the inference log; how many were written."""

@@ -88,7 +88,7 @@ facts = st.columns(4)
 facts[0].metric("Status", view.status.replace("_", " "))
 facts[1].metric("Challenger's traffic", f"{view.traffic:g}%")
 facts[2].metric("Champion", f"v{view.champion_version}")
-facts[3].metric("Stage started (UTC)", f"{view.stage_started_at:%Y-%m-%d %H:%M}")
+facts[3].metric("Stage started (UTC)", f"{view.stage_started_at:%m-%d %H:%M}")
 
 st.markdown("**Plan**")
 for index, (column, stage) in enumerate(

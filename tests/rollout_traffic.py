@@ -175,11 +175,11 @@ class Traffic:
 
     def send(self, n: int) -> None:
         frame = CREDIT.generate(n, self.rng, 0.0)
-        for _, row in frame.iterrows():
-            request_id = f"req-{self.sent}"
-            self.sent += 1
-            self.router.handle(request_id, row[CREDIT.features].to_dict())
-            self.labels[request_id] = int(row[CREDIT.target])
+        ids = [f"req-{self.sent + i}" for i in range(n)]
+        self.sent += n
+        requests = list(zip(ids, frame[CREDIT.features].to_dict("records"), strict=True))
+        self.router.handle_batch(requests)
+        self.labels.update(zip(ids, frame[CREDIT.target].astype(int), strict=True))
         self.router.flush()
         self.clock.tick()
 

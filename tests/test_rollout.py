@@ -117,9 +117,9 @@ def test_a_good_challenger_advances_through_every_stage_to_champion(
     assert tick_all(settings, registry) == [] and audit.verify(settings).ok
 
 
-def _failing_after(calls: int):
-    """Version 3 starts failing after `calls` requests (a dependency giving way)."""
-    count = {"n": 0}
+def _failing_after(requests: int):
+    """Version 3 fails once it has scored `requests` requests (a dependency giving way)."""
+    scored = {"n": 0}
 
     def scorer_for(uri: str, model: str, version: str):
         real = sklearn_scorer(uri, model, version)
@@ -127,8 +127,8 @@ def _failing_after(calls: int):
             return real
 
         def score(features):
-            count["n"] += 1
-            if count["n"] > calls:
+            scored["n"] += len(features)
+            if scored["n"] > requests:
                 raise TimeoutError("feature store timed out")
             return real(features)
 
@@ -174,14 +174,7 @@ def _useless_challenger(uri: str, model: str, version: str):
     real = sklearn_scorer(uri, model, version)
     if version != "3":
         return real
-    previous = []
-
-    def score(features):
-        answer = real(previous[-1]) if previous else 0.5
-        previous[:] = [features]
-        return answer
-
-    return score
+    return lambda features: np.roll(real(features), 1)
 
 
 def test_a_challenger_worse_on_quality_is_rolled_back_once_labels_arrive(
