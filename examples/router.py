@@ -128,14 +128,16 @@ class Router:
     ) -> list[Answer]:
         """Score a micro-batch with one version; every request in it waited the batch's
         latency, and a failure fails each of them."""
-        started = time.perf_counter()
         scores: list[float | None] = [None] * len(ids)
-        error = None
+        error, started = None, None
         try:
-            scores = [float(x) for x in self._scorer(version)(features)]
+            # Loading a version is not part of answering the requests: not timed.
+            scorer = self._scorer(version)
+            started = time.perf_counter()
+            scores = [float(x) for x in scorer(features)]
         except Exception as exc:  # a failing version is logged, never crashes the router
             error = f"{type(exc).__name__}: {exc}"
-        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        latency_ms = None if started is None else round((time.perf_counter() - started) * 1000, 3)
         answers = []
         for request_id, score, row in zip(ids, scores, features.to_dict("records"), strict=True):
             prediction = None if score is None else int(score >= DECISION_THRESHOLD)
