@@ -135,6 +135,15 @@ def approved_request(settings: Settings, registry: Registry, model: str = MODEL)
     return request.id
 
 
+def started(
+    store: Settings, registry: Registry, folder: Path, panel_db_url: str, stages: str
+) -> tuple[Settings, RolloutView]:
+    """A fresh panel database and inference log, and credit-default v3's rollout started."""
+    clean_registry(registry)
+    settings = rollout_settings(store, folder, panel_db_url, stages)
+    return settings, approved_rollout(settings, registry)
+
+
 def approved_rollout(settings: Settings, registry: Registry, model: str = MODEL) -> RolloutView:
     request_id = approved_request(settings, registry, model)
     return start_rollout(settings, registry, APPROVER, request_id)

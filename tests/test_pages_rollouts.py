@@ -4,12 +4,7 @@ pauses it (a reason is required) and aborts it."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from mlops_core.config import Settings, load_settings
 from mlops_core.rollout.publish import read_publication
@@ -24,8 +19,8 @@ from tests.rollout_traffic import (
     rollout_env,
     stage,
 )
+from tests.test_pages_approvals import open_page, texts
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "rollouts.py")
 STAGES = stage("shadow", "shadow", 0, requests=60) + stage("canary", "split", 25, requests=60)
 
 
@@ -40,31 +35,15 @@ def env(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> di
     return env
 
 
-def open_page(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], actor) -> AppTest:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.session_state["actor"] = actor
-    at.run()
-    assert_no_exception(at)
-    return at
-
-
-def texts(at: AppTest, kind: str) -> str:
-    return re.sub(r"\\(.)", r"\1", " ".join(str(e.value) for e in getattr(at, kind)))
-
-
 def test_a_viewer_sees_the_waiting_request_without_a_start_button(monkeypatch, env) -> None:
-    at = open_page(monkeypatch, env, VIEWER)
+    at = open_page(monkeypatch, env, "rollouts", VIEWER)
     assert "Request #1: credit-default v3, approved by approver" in texts(at, "markdown")
     assert "start_1" not in {b.key for b in at.button}
     assert "No rollouts yet" in texts(at, "info")
 
 
 def test_an_approver_starts_evaluates_pauses_and_aborts(monkeypatch, env) -> None:
-    at = open_page(monkeypatch, env, APPROVER)
+    at = open_page(monkeypatch, env, "rollouts", APPROVER)
     at.button(key="start_1").click().run()
     assert_no_exception(at)
     assert "Started: Rollout #1 of credit-default v3 is at stage 1 of 2 (shadow)" in texts(

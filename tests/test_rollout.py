@@ -29,10 +29,10 @@ from tests.rollout_traffic import (
     REQUESTER,
     Traffic,
     approved_request,
-    approved_rollout,
     clean_registry,
     rollout_settings,
     stage,
+    started,
 )
 from tests.test_promotion import copy_demo_env
 
@@ -140,9 +140,7 @@ def _failing_after(requests: int):
 def test_a_challenger_with_errors_is_rolled_back_at_the_canary_stage(
     store: Settings, registry: Registry, sqlite_db: str, tmp_path: Path
 ) -> None:
-    clean_registry(registry)
-    settings = rollout_settings(store, tmp_path, sqlite_db, THREE_STAGES)
-    rollout = approved_rollout(settings, registry)
+    settings, rollout = started(store, registry, tmp_path, sqlite_db, THREE_STAGES)
     traffic = Traffic(settings, scorer_for=_failing_after(70))
     traffic.send(70)
     assert tick_rollout(settings, registry, rollout.id).outcome == "advanced"
@@ -180,9 +178,7 @@ def _useless_challenger(uri: str, model: str, version: str):
 def test_a_challenger_worse_on_quality_is_rolled_back_once_labels_arrive(
     store: Settings, registry: Registry, sqlite_db: str, tmp_path: Path
 ) -> None:
-    clean_registry(registry)
-    settings = rollout_settings(store, tmp_path, sqlite_db, CANARY_FIRST)
-    rollout = approved_rollout(settings, registry)
+    settings, rollout = started(store, registry, tmp_path, sqlite_db, CANARY_FIRST)
     traffic = Traffic(settings, scorer_for=_useless_challenger)
     traffic.send(300)
     assert tick_rollout(settings, registry, rollout.id).outcome == "advanced"
@@ -201,9 +197,7 @@ def test_a_challenger_worse_on_quality_is_rolled_back_once_labels_arrive(
 def test_concurrent_ticks_on_postgresql_advance_a_stage_once(
     store: Settings, registry: Registry, pg_url: str, tmp_path: Path
 ) -> None:
-    clean_registry(registry)
-    settings = rollout_settings(store, tmp_path, pg_url, THREE_STAGES)
-    rollout = approved_rollout(settings, registry)
+    settings, rollout = started(store, registry, tmp_path, pg_url, THREE_STAGES)
     Traffic(settings).send(70)
     barrier = threading.Barrier(6)
     outcomes: list[str] = []
@@ -237,9 +231,7 @@ class KilledBeforeTraffic(Registry):
 def test_a_tick_killed_between_two_mlflow_writes_is_repaired_by_reconcile(
     store: Settings, registry: Registry, sqlite_db: str, tmp_path: Path
 ) -> None:
-    clean_registry(registry)
-    settings = rollout_settings(store, tmp_path, sqlite_db, THREE_STAGES)
-    rollout = approved_rollout(settings, registry)
+    settings, rollout = started(store, registry, tmp_path, sqlite_db, THREE_STAGES)
     Traffic(settings).send(70)
     with pytest.raises(SystemExit):
         tick_rollout(settings, KilledBeforeTraffic(settings.tracking_uri), rollout.id)
@@ -259,9 +251,7 @@ def test_a_tick_killed_between_two_mlflow_writes_is_repaired_by_reconcile(
 def test_approvers_pause_resume_and_abort_with_a_reason(
     store: Settings, registry: Registry, sqlite_db: str, tmp_path: Path
 ) -> None:
-    clean_registry(registry)
-    settings = rollout_settings(store, tmp_path, sqlite_db, THREE_STAGES)
-    rollout = approved_rollout(settings, registry)
+    settings, rollout = started(store, registry, tmp_path, sqlite_db, THREE_STAGES)
     with pytest.raises(PermissionDenied):
         pause(settings, registry, REQUESTER, MODEL, "not mine to pause")
     paused = pause(settings, registry, APPROVER, MODEL, "holiday freeze")

@@ -46,25 +46,29 @@ def _change(
     return get_rollout(settings, after.id)
 
 
+def _hold(
+    settings: Settings, registry: Registry, actor: Actor, model: str, reason: str, pausing: bool
+) -> RolloutView:
+    doing = "pause" if pausing else "resume"
+    require_role(actor, "approver", f"{doing} a rollout")
+    reason = required_text(reason, "reason")
+    status, before = (PAUSED, RUNNING) if pausing else (RUNNING, PAUSED)
+    values = {"status": status, "reason": reason}
+    change = Change(f"rollout_{doing}d", values, (before,), reason=reason)
+    return _change(settings, registry, actor, model, change, doing)
+
+
 def pause(
     settings: Settings, registry: Registry, actor: Actor, model: str, reason: str
 ) -> RolloutView:
     """Hold the current stage: no advancing until resumed (a breach still rolls back)."""
-    require_role(actor, "approver", "pause a rollout")
-    reason = required_text(reason, "reason")
-    values = {"status": PAUSED, "reason": reason}
-    change = Change("rollout_paused", values, (RUNNING,), reason=reason)
-    return _change(settings, registry, actor, model, change, "pause")
+    return _hold(settings, registry, actor, model, reason, pausing=True)
 
 
 def resume(
     settings: Settings, registry: Registry, actor: Actor, model: str, reason: str
 ) -> RolloutView:
-    require_role(actor, "approver", "resume a rollout")
-    reason = required_text(reason, "reason")
-    values = {"status": RUNNING, "reason": reason}
-    change = Change("rollout_resumed", values, (PAUSED,), reason=reason)
-    return _change(settings, registry, actor, model, change, "resume")
+    return _hold(settings, registry, actor, model, reason, pausing=False)
 
 
 def abort(
