@@ -17,7 +17,7 @@ from mlops_core.rollout.guardrails import (
     StageRows,
     evaluate_stage,
 )
-from mlops_core.rollout.quality import _auc_rows, compare_unpaired
+from mlops_core.rollout.quality import _auc_rows, _verdict, compare_unpaired
 from mlops_core.rollout_policy import Guardrails, RolloutStage
 
 PLAN = """
@@ -74,9 +74,8 @@ def test_the_unpaired_bootstrap_tells_worse_from_no_difference() -> None:
     assert same.challenger_value == pytest.approx(roc_auc_score(y1, good1), abs=1e-12)
     worse = compare_unpaired(_frame(y0, good0), _frame(y1, rng.random(400)), "roc_auc", "higher")
     assert worse.verdict == "worse" and worse.ci_high < 0
-    # Lower is better: a smaller log loss is better.
-    better = compare_unpaired(_frame(y1, rng.random(400)), _frame(y0, good0), "log_loss", "lower")
-    assert better.verdict == "better" and better.difference < 0
+    # An interval of challenger - champion below 0 is better when lower is better.
+    assert (_verdict(-0.3, -0.1, "lower"), _verdict(-0.3, -0.1, "higher")) == ("better", "worse")
 
 
 def test_a_stage_holds_until_its_guardrails_can_judge_and_breaches_on_numbers() -> None:
