@@ -109,11 +109,11 @@ for index, (column, stage) in enumerate(
         f"{stage.min_labelled} labelled"
     )
 
-if holds_role(actor, "approver"):
+if holds_role(actor, "approver") and view.is_active:
     allowed = allowed_actions(actor, view)
     reason = st.text_input("Reason (for pause, resume, abort)", key="rollout_reason", max_chars=500)
     buttons = st.container(horizontal=True)
-    if view.is_active and buttons.button("Evaluate now", key="rollout_tick"):
+    if buttons.button("Evaluate now", key="rollout_tick"):
         act(lambda: tick_rollout(current, reg, view.id), "Evaluated")
     controls = {
         "pause": (pause, "Paused"),
@@ -129,8 +129,11 @@ if holds_role(actor, "approver"):
             control, done = controls[action]
             act(lambda c=control: c(current, reg, actor, model, reason), done)
 
-if not history:
+if not history and view.is_active:
     st.caption("Not evaluated yet: `rollout tick` evaluates it (a scheduler runs it every minute).")
+    st.stop()
+if not history:
+    st.caption("It ended before any evaluation.")
     st.stop()
 
 latest = history[-1]
