@@ -14,7 +14,7 @@ from mlops_core.config import Settings, load_settings
 from mlops_core.errors import ActionRefused, NotFound, PermissionDenied
 from mlops_core.governance.promotion.apply import retry_apply
 from mlops_core.governance.promotion.state import get_request
-from mlops_core.rollout.controls import abort, pause, resume
+from mlops_core.rollout.controls import abort, advance_stage, pause, resume
 from mlops_core.rollout.progress import tick_all, tick_rollout
 from mlops_core.rollout.publish import TAG_TRAFFIC, Publication, read_publication
 from mlops_core.rollout.reconcile import reconcile_rollouts
@@ -29,6 +29,7 @@ from tests.rollout_traffic import (
     REQUESTER,
     Traffic,
     approved_request,
+    approved_rollout,
     clean_registry,
     rollout_settings,
     stage,
@@ -276,3 +277,41 @@ def test_the_bucket_is_stable_and_uniform() -> None:
     buckets = np.array([bucket(f"r{i}") for i in range(20_000)])
     assert buckets.min() >= 0 and buckets.max() < 100
     assert abs((buckets < 10).mean() - 0.10) < 0.01
+
+
+def test_a_manual_plan_waits_for_an_approver_to_advance_a_ready_stage(
+    store: Settings, registry: Registry, sqlite_db: str, tmp_path: Path
+) -> None:
+    clean_registry(registry)
+    settings = rollout_settings(store, tmp_path, sqlite_db, THREE_STAGES, auto_advance=False)
+    rollout = approved_rollout(settings, registry)
+    with pytest.raises(
+        ActionRefused, match="Stage shadow is not ready: waiting: inference_log not evaluated"
+    ):
+        advance_stage(settings, registry, APPROVER, MODEL)
+    Traffic(settings).send(70)
+    held = tick_rollout(settings, registry, rollout.id)
+    assert held.outcome == "held" and held.message.startswith("ready")
+    with pytest.raises(PermissionDenied):
+        advance_stage(settings, registry, REQUESTER, MODEL)
+    advanced = advance_stage(settings, registry, APPROVER, MODEL)
+    assert advanced.outcome == "advanced" and advanced.stage == "canary"
+    (event,) = audit.list_events(
+        settings.db_url, audit.AuditFilter(request_id=rollout.request_id, action="rollout_advanced")
+    )
+    assert event.actor == "approver"
+
+
+def test_a_champion_moved_during_the_rollout_makes_it_stale_instead_of_clobbering(
+    store: Settings, registry: Registry, sqlite_db: str, tmp_path: Path
+) -> None:
+    settings, rollout = started(
+        store, registry, tmp_path, sqlite_db, stage("shadow", "shadow", 0, requests=60)
+    )
+    Traffic(settings).send(70)
+    registry.move_to(MODEL, "champion", "2")  # someone outside the panel
+    result = tick_rollout(settings, registry, rollout.id)
+    assert result.outcome == "stale" and result.status == "stale"
+    assert registry.version_by_alias(MODEL).version == "2"
+    assert get_request(settings, rollout.request_id).status == "stale"
+    assert read_publication(registry, MODEL) == Publication(rollout.id, "stale", None, None, 0)
