@@ -70,6 +70,11 @@ traffic = 0
 """
 
 
+SHADOW_THEN_CANARY = stage("shadow", "shadow", 0, requests=60) + stage(
+    "canary", "split", 25, requests=60
+)
+
+
 def policy_text(inference_url: str, stages: str, auto_advance: bool = True) -> str:
     return f"""
 [models."credit-default"]

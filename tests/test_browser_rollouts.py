@@ -15,17 +15,24 @@ from mlops_core.rollout.publish import read_publication
 from mlops_core.stores import db
 from mlops_core.stores.registry import Registry
 from tests.browser import chromium, open_page, screenshot, sign_in, wait_for_app
-from tests.rollout_traffic import Traffic, approved_rollout, clean_registry, rollout_env, stage
+from tests.rollout_traffic import (
+    SHADOW_THEN_CANARY,
+    Traffic,
+    approved_rollout,
+    clean_registry,
+    rollout_env,
+)
 from tests.servers import streamlit_app
 
 pytestmark = pytest.mark.browser
-STAGES = stage("shadow", "shadow", 0, requests=60) + stage("canary", "split", 25, requests=60)
 CHURN = "churn-predictor"
 
 
 @pytest.fixture(scope="module")
 def env(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    env = rollout_env(demo_settings, tmp_path_factory.mktemp("rollouts-browser"), STAGES)
+    env = rollout_env(
+        demo_settings, tmp_path_factory.mktemp("rollouts-browser"), SHADOW_THEN_CANARY
+    )
     settings = load_settings(env)
     db.upgrade(settings.db_url)
     create_demo_accounts(settings)

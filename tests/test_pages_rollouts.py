@@ -13,20 +13,18 @@ from mlops_core.stores.registry import Registry
 from tests.apptest import APPROVER, VIEWER, assert_no_exception
 from tests.rollout_traffic import (
     MODEL,
+    SHADOW_THEN_CANARY,
     Traffic,
     approved_request,
     clean_registry,
     rollout_env,
-    stage,
 )
 from tests.test_pages_approvals import open_page, texts
-
-STAGES = stage("shadow", "shadow", 0, requests=60) + stage("canary", "split", 25, requests=60)
 
 
 @pytest.fixture(scope="module")
 def env(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    env = rollout_env(demo_settings, tmp_path_factory.mktemp("rollouts-page"), STAGES)
+    env = rollout_env(demo_settings, tmp_path_factory.mktemp("rollouts-page"), SHADOW_THEN_CANARY)
     settings = load_settings(env)
     db.upgrade(settings.db_url)
     registry = Registry(settings.tracking_uri)

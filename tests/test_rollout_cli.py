@@ -16,20 +16,18 @@ from mlops_core.rollout.publish import Publication, read_publication
 from mlops_core.stores.registry import Registry
 from tests.rollout_traffic import (
     MODEL,
+    SHADOW_THEN_CANARY,
     Traffic,
     approved_request,
     clean_registry,
     rollout_env,
-    stage,
 )
 from tests.test_workflow_cli import seed_people
-
-STAGES = stage("shadow", "shadow", 0, requests=60) + stage("canary", "split", 25, requests=60)
 
 
 @pytest.fixture(scope="module")
 def env(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return rollout_env(demo_settings, tmp_path_factory.mktemp("rollout-cli"), STAGES)
+    return rollout_env(demo_settings, tmp_path_factory.mktemp("rollout-cli"), SHADOW_THEN_CANARY)
 
 
 @pytest.fixture
