@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlops_core.errors import ConfigError
+from mlops_core.rollout_policy import RolloutPlan
 
 # Which way a metric is better: the one place every view, the CLI, gates and the decision
 # record ask, so none of them can rank a disparity "higher is better" again.
@@ -207,6 +208,8 @@ class ModelPolicy(_Strict):
     fairness: FairnessPolicy | None = None
     drift: DriftPolicy | None = None
     data: DataSources = Field(default_factory=DataSources)
+    # A staged rollout instead of moving the target at once on approval.
+    rollout: RolloutPlan | None = None
 
     @field_validator("target")
     @classmethod
@@ -298,6 +301,10 @@ class Policy(_Strict):
     def serving_target(self, name: str) -> str | None:
         """The alias or stage the policy promotes `name` to; None when it names none."""
         return self.for_model(name).serving_target if self.covers(name) else None
+
+    def rollout_plan(self, name: str) -> RolloutPlan | None:
+        """The staged rollout the policy asks for `name`; None: approval moves the target."""
+        return self.for_model(name).rollout if self.covers(name) else None
 
     def key_metric(self, name: str, available: list[str] | tuple[str, ...] = ()) -> str | None:
         """The policy's key metric for `name`, else the first well-known metric logged."""

@@ -1,8 +1,8 @@
 """The package layout is the architecture: every import points down a layer.
 
 mlops_core/ (config, policy, errors, identity) < stores < people < evidence < governance
-< worker < demo < commands. The core never imports streamlit or ui; ui and pages lay out what the
-core returns and never reach the command line. Imports inside functions count too.
+< rollout < worker < demo < commands. The core never imports streamlit or ui; ui and pages
+lay out what the core returns and never reach the command line. Imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["", "stores", "people", "evidence", "governance", "worker", "demo", "commands"]
+LAYERS = ["", "stores", "people", "evidence", "governance", "rollout", "worker", "demo", "commands"]
 
 
 def _python_files(*folders: str) -> list[Path]:

@@ -85,6 +85,8 @@ OUTCOME_KINDS = {
 
 def outcome(view: RequestView) -> tuple[str, str]:
     """How to tell the user what became of the request: a message kind and its text."""
+    if view.status == APPROVED and not view.needs_retry:
+        return "success", describe(view)  # waiting for its staged rollout
     return OUTCOME_KINDS.get(view.status, "success"), describe(view)
 
 

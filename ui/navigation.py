@@ -35,6 +35,7 @@ PAGES = [
     PageSpec("drift", "Drift", ":material/waves:"),
     PageSpec("fairness", "Fairness", ":material/balance:"),
     PageSpec("approvals", "Approvals", ":material/task_alt:"),
+    PageSpec("rollouts", "Rollouts", ":material/alt_route:"),
     PageSpec("audit", "Audit log", ":material/history:"),
     PageSpec("users", "Users and roles", ":material/manage_accounts:"),
     PageSpec("system", "System", ":material/monitor_heart:"),

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconcile": ("workflow", "compare MLflow's aliases and stages with the panel"),
     "accept-alias": ("workflow", "admins: accept an alias moved outside the panel"),
     "requests": ("workflow", "list promotion requests"),
+    "rollout": ("rollout", "start, watch, tick, pause, resume or abort a staged rollout"),
     "audit": ("audit", "verify or export the audit log"),
     "migrate": ("migrate", "upgrade the panel database's schema"),
     "worker": ("worker", "run scheduled checks, notifications and MLflow webhooks"),

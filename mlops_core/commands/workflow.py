@@ -26,6 +26,7 @@ from mlops_core.governance.promotion.rollback import rollback
 from mlops_core.governance.promotion.state import OPEN, STALE, RequestView, describe, list_requests
 from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.identity import Actor
+from mlops_core.rollout.reconcile import reconcile_rollouts
 from mlops_core.stores.db import migrate
 from mlops_core.stores.registry import Registry
 
@@ -167,14 +168,16 @@ def _rollback(args: Namespace, settings: Settings, actor: Actor, registry: Regis
 
 def _reconcile(args: Namespace, settings: Settings, actor: Actor | None, registry: Registry) -> int:
     warnings = reconcile(settings, registry)
+    # A rollout's challenger alias and tags, republished where a dead process left them.
+    repairs = reconcile_rollouts(settings, registry)
     if args.json:
-        print_json([asdict(w) for w in warnings])
-    elif warnings:
-        for warning in warnings:
-            print(f"warning: {warning.message}")
+        print_json([asdict(w) for w in warnings] + [repair.to_dict() for repair in repairs])
+    elif warnings or repairs:
+        for message in [w.message for w in warnings] + [r.message for r in repairs]:
+            print(f"warning: {message}")
     else:
         print("MLflow and the panel agree on every alias the panel manages.")
-    return EXIT_FAILED if warnings else EXIT_OK
+    return EXIT_FAILED if warnings or repairs else EXIT_OK
 
 
 def _accept(args: Namespace, settings: Settings, actor: Actor, registry: Registry) -> int:

@@ -46,6 +46,7 @@ from sqlalchemy import inspect
 from mlops_core.config import Settings
 from mlops_core.demo.data import SENSITIVE, SPECS, ModelSpec
 from mlops_core.demo.evidence import seed_drift_history, seed_fairness_evidence
+from mlops_core.demo.rollout import start_demo_rollout
 from mlops_core.identity import Actor
 from mlops_core.people.accounts import create_demo_accounts
 from mlops_core.people.user_admin import acting_admin
@@ -427,6 +428,8 @@ def run_demo(
     progress("weekly drift checks")
     report.extra += seed_drift_history(settings, acting)
     report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
+    progress("credit-default v3: a staged rollout at its 10% stage")
+    report.extra += start_demo_rollout(settings)
     if report.added_anything:
         audit.record(
             settings,

@@ -46,6 +46,7 @@ PAGE_ROLES: Mapping[str, tuple[str, ...]] = {
     "drift": ("viewer",),
     "fairness": ("viewer",),
     "audit": ("viewer",),
+    "rollouts": ("viewer",),
     "approvals": ("requester", "approver"),
     "users": ("admin",),
     "system": ("approver",),

@@ -40,9 +40,10 @@ from mlops_core.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 INSUFFICIENT_PRIVILEGE = "42501"
-# A request holds its (model, alias) from the request until the apply has finished.
-OPEN_STATUSES = ("pending", "approved", "applying")
-OPEN_REQUEST = text("status IN ('pending', 'approved', 'applying')")
+# A request holds its (model, alias) from the request until the apply has finished, or
+# until its staged rollout ends.
+OPEN_STATUSES = ("pending", "approved", "applying", "rolling_out")
+OPEN_REQUEST = text("status IN ('pending', 'approved', 'applying', 'rolling_out')")
 
 
 def utcnow() -> datetime:

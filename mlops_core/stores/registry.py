@@ -517,6 +517,23 @@ class Registry:
             for key, value in tags.items():
                 self.client.set_model_version_tag(name, version, key, value)
 
+    def aliases_and_tags(self, name: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The registered model's aliases (alias -> version) and tags, read at once."""
+        model = self._model(name)
+        return {a: str(v) for a, v in model.aliases.items()}, dict(model.tags)
+
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        with self._calling():
+            self.client.set_registered_model_tag(name, key, value)
+
+    def delete_model_tag(self, name: str, key: str) -> None:
+        with self._calling():
+            self.client.delete_registered_model_tag(name, key)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._calling():
+            self.client.delete_registered_model_alias(name, alias)
+
 
 def _changed_tag(target: str) -> str:
     # MLflow tag keys take no colon.

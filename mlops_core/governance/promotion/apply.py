@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.orm import Session
 
 from mlops_core.config import Settings
-from mlops_core.errors import MlopsError
+from mlops_core.errors import ActionRefused, MlopsError
 from mlops_core.governance.promotion.state import (
     APPLIED,
     APPLYING,
@@ -34,12 +34,14 @@ from mlops_core.governance.promotion.state import (
     TAG_APPROVED_BY,
     TAG_REQUEST,
     RequestView,
+    get_request,
     load_request,
     refusal,
     view_of,
 )
 from mlops_core.identity import Actor
 from mlops_core.people.access import require_role
+from mlops_core.policy import load_policy
 from mlops_core.stores import audit
 from mlops_core.stores.db import PromotionRequest, utcnow
 from mlops_core.stores.registry import Registry
@@ -249,10 +251,21 @@ def retry_apply(
 ) -> RequestView:
     """Try again to apply a request whose apply failed (or never ran)."""
     require_role(actor, "approver", "apply an approved promotion")
+    request = get_request(settings, request_id)
+    if request.status == APPROVED and request.last_error is None and _staged(settings, request):
+        # Only a rollout's own promotion, which failed (last_error), is retried here.
+        raise ActionRefused(
+            f"{request.model_name} is promoted by a staged rollout: start it with "
+            f"`rollout start --request {request_id}`."
+        )
     claimed, view = _claim(settings, actor, request_id)
     if not claimed:
         raise refusal(view, "apply")
     return _move(settings, registry, actor, view)
+
+
+def _staged(settings: Settings, request: RequestView) -> bool:
+    return load_policy(settings.policy_file).rollout_plan(request.model_name) is not None
 
 
 def settle_stopped_apply(

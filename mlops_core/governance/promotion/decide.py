@@ -177,7 +177,9 @@ def approve(
         report.results,
         justification if report.blocking else None,
     )
-    if view.status == APPROVED:
+    # A model with a rollout plan moves in stages: the approved request waits for
+    # `rollout start` (mlops_core.rollout), which applies it once its stages have passed.
+    if view.status == APPROVED and policy_in_force(settings).rollout_plan(view.model_name) is None:
         return apply_approved(settings, registry, actor, request_id)
     return view
 

@@ -20,7 +20,7 @@ from mlops_core.governance.promotion.state import (
 )
 from mlops_core.identity import Actor
 from mlops_core.people.access import require_role
-from mlops_core.policy import describe_target
+from mlops_core.policy import describe_target, load_policy
 from mlops_core.stores import audit
 from mlops_core.stores.db import AuditEvent, PromotionRequest, session_factory, utcnow
 from mlops_core.stores.registry import Registry
@@ -140,7 +140,10 @@ def reconcile(
     for request in list_requests(settings, statuses=(APPLYING,)):
         settle_stopped_apply(settings, registry, request, now)
     warnings = _moved_aliases(settings, registry)
+    staged = load_policy(settings.policy_file).rollout_plan
     for request in list_requests(settings, statuses=(APPROVED,)):
+        if request.last_error is None and staged(request.model_name) is not None:
+            continue  # waits for its staged rollout to start, as it should
         warnings.append(
             ReconcileWarning(
                 model=request.model_name,

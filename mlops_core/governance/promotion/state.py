@@ -259,6 +259,14 @@ def describe(view: RequestView) -> str:
         )
     if view.status == APPLYING:
         return f"Request #{view.id} ({target}) is being applied: {view.alias} is moving."
+    if view.status == APPROVED:
+        # Not applied at once: the policy rolls the model out in stages (or the apply
+        # never started, which reconcile reports).
+        return (
+            f"Request #{view.id} ({target}) is approved, not applied yet: start its staged "
+            f"rollout (Rollouts page, `rollout start --request {view.id}`), or retry the "
+            "apply when its policy plans no rollout."
+        )
     if view.status == PENDING:
         approvals = len(view.approvers)
         return (

@@ -1,0 +1,71 @@
+"""The Rollouts page through AppTest, as one story on a private store: a viewer sees an
+approved request waiting, an approver starts it, evaluates it with traffic from the router,
+pauses it (a reason is required) and aborts it."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_core.config import Settings, load_settings
+from mlops_core.rollout.publish import read_publication
+from mlops_core.stores import db
+from mlops_core.stores.registry import Registry
+from tests.apptest import APPROVER, VIEWER, assert_no_exception
+from tests.rollout_traffic import (
+    MODEL,
+    SHADOW_THEN_CANARY,
+    Traffic,
+    approved_request,
+    clean_registry,
+    rollout_env,
+)
+from tests.test_pages_approvals import open_page, texts
+
+
+@pytest.fixture(scope="module")
+def env(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    env = rollout_env(demo_settings, tmp_path_factory.mktemp("rollouts-page"), SHADOW_THEN_CANARY)
+    settings = load_settings(env)
+    db.upgrade(settings.db_url)
+    registry = Registry(settings.tracking_uri)
+    clean_registry(registry)
+    approved_request(settings, registry)
+    return env
+
+
+def test_a_viewer_sees_the_waiting_request_without_a_start_button(monkeypatch, env) -> None:
+    at = open_page(monkeypatch, env, "rollouts", VIEWER)
+    assert "Request #1: credit-default v3, approved by approver" in texts(at, "markdown")
+    assert "start_1" not in {b.key for b in at.button}
+    assert "No rollouts yet" in texts(at, "info")
+
+
+def test_an_approver_starts_evaluates_pauses_and_aborts(monkeypatch, env) -> None:
+    at = open_page(monkeypatch, env, "rollouts", APPROVER)
+    at.button(key="start_1").click().run()
+    assert_no_exception(at)
+    assert "Started: Rollout #1 of credit-default v3 is at stage 1 of 2 (shadow)" in texts(
+        at, "success"
+    )
+    assert "Not evaluated yet" in texts(at, "caption")
+
+    Traffic(load_settings(env)).send(70)
+    at.button(key="rollout_tick").click().run()
+    assert_no_exception(at)
+    assert "is at stage 2 of 2 (canary): 25% split" in texts(at, "success")
+    assert at.metric[1].value == "25%"
+    assert len(at.get("plotly_chart")) >= 2
+    guardrails = at.dataframe[0].value
+    assert set(guardrails["guardrail"]) == {"error_rate", "latency_p99_ms", "prediction_drift"}
+
+    at.button(key="rollout_pause").click().run()
+    assert "A reason is required." in texts(at, "error")
+    at.text_input(key="rollout_reason").input("checking a dashboard")
+    at.button(key="rollout_pause").click().run()
+    assert "Paused: Rollout #1 of credit-default v3 is paused" in texts(at, "success")
+    at.button(key="rollout_abort").click().run()
+    assert_no_exception(at)
+    assert "Aborted: Rollout #1 of credit-default v3 is aborted" in texts(at, "success")
+    registry = Registry(load_settings(env).tracking_uri)
+    assert read_publication(registry, MODEL).challenger is None
+    assert "rollout_abort" not in {b.key for b in at.button}
