@@ -3,6 +3,7 @@ gates of registered versions kept and shown on the Models page, the schedule's n
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from mlops_core.stores import db
 from mlops_core.stores.job_runs import RetryRule, RunRecord
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.worker_tables import NotificationOutbox
-from mlops_core.worker.jobs import JOBS, latest_complete_week, run_drift
+from mlops_core.worker.jobs import JOBS, latest_complete_week, run_drift, run_rollout_tick
 from mlops_core.worker.reactions import VERSION_CREATED, RegistryEvent, react
 from mlops_core.worker.schedule import JobContext, intervals, next_due, slot_of
 from tests.apptest import open_page
+from tests.conftest import settings_for
 from tests.test_promotion import copy_demo_env
 
 MODEL = "churn-predictor"
@@ -63,6 +65,16 @@ def test_the_drift_job_logs_the_latest_complete_week_once_and_announces_drift(
     assert "already checked" in run_drift(JobContext(settings, "test")).split(";")[0]
     experiment = registry.experiment_by_name(monitoring_experiment(MODEL))
     assert experiment is not None
+
+
+def test_the_rollout_job_ticks_the_demo_rollout(demo_settings: Settings, tmp_path: Path) -> None:
+    # The whole data folder: the rollout lives in the panel database, its state in MLflow.
+    copy = tmp_path / "demo"
+    shutil.copytree(demo_settings.data_dir, copy)
+    summary = run_rollout_tick(JobContext(settings_for(copy), "test"))
+    model, outcome = summary.split(": ")
+    assert model == "credit-default #1"
+    assert outcome in {"advanced", "held", "waiting", "rolled_back"}, summary
 
 
 def test_a_registered_version_shows_its_gates_on_the_models_page(

@@ -25,7 +25,10 @@ from tests.servers import free_port, worker
 
 WEBHOOK_SECRET = "w" * 40
 HOOK_SECRET = "h" * 40
-JOBS_OFF = 'reconcile = "off"\nregistry_poll = "off"\ndrift = "off"\naudit_verify = "off"\n'
+JOBS_OFF = (
+    'reconcile = "off"\nregistry_poll = "off"\ndrift = "off"\naudit_verify = "off"\n'
+    'rollout_tick = "off"\n'
+)
 ALICE = Actor("alice", frozenset({"requester"}), auth_method="token")
 
 
@@ -112,7 +115,7 @@ def test_two_workers_on_postgresql_run_each_slot_once(tmp_path: Path) -> None:
         env = worker_env(
             tmp_path / "data",
             'notifications = "1s"\nreconcile = "2s"\nregistry_poll = "off"\ndrift = "off"\n'
-            'audit_verify = "off"\n',
+            'audit_verify = "off"\nrollout_tick = "off"\n',
             MLOPS_DB_URL=url,
             MLOPS_AUDIT_KEY="a" * 40,
         )

@@ -30,6 +30,12 @@ EVENT_TYPES: Mapping[str, str] = {
     "reconcile_warning": "alias.moved_outside",
     "drift_alert": "drift.alert",
     "audit_chain_broken": "audit.chain_broken",
+    "rollout_started": "rollout.started",
+    "rollout_advanced": "rollout.advanced",
+    "rollout_completed": "rollout.completed",
+    "rollout_rolled_back": "rollout.rolled_back",
+    "rollout_aborted": "rollout.aborted",
+    "rollout_stale": "rollout.stale",
 }
 # Which page a receiver's link opens for each event type.
 EVENT_PAGES: Mapping[str, str] = {
@@ -42,6 +48,12 @@ EVENT_PAGES: Mapping[str, str] = {
     "alias.moved_outside": "overview",
     "drift.alert": "drift",
     "audit.chain_broken": "audit",
+    "rollout.started": "rollouts",
+    "rollout.advanced": "rollouts",
+    "rollout.completed": "rollouts",
+    "rollout.rolled_back": "rollouts",
+    "rollout.aborted": "rollouts",
+    "rollout.stale": "rollouts",
 }
 EVENT_NAMES = tuple(dict.fromkeys(EVENT_TYPES.values()))
 

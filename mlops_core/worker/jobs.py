@@ -21,6 +21,7 @@ from mlops_core.evidence.monitoring import (
 from mlops_core.governance.promotion.reconcile import reconcile
 from mlops_core.notifications import load_notifications
 from mlops_core.policy import load_policy
+from mlops_core.rollout.progress import tick_all
 from mlops_core.stores import audit
 from mlops_core.stores.db import AuditEvent, session_factory, utcnow
 from mlops_core.stores.model_data import current_bounds
@@ -114,6 +115,12 @@ def run_poll(context: JobContext) -> str:
     return poll_registry(context.settings, Registry(context.settings.tracking_uri))
 
 
+def run_rollout_tick(context: JobContext) -> str:
+    """Move every running rollout on, or back, as its inference log says."""
+    results = tick_all(context.settings)
+    return "; ".join(f"{r.model} #{r.rollout_id}: {r.outcome}" for r in results) or "no rollouts"
+
+
 def run_notifications(context: JobContext) -> str:
     config = load_notifications(context.settings, EVENT_NAMES)
     return deliver_due(context.settings.db_url, config, context.worker).summary
@@ -149,5 +156,6 @@ JOBS: dict[str, Job] = {
         Job("registry_poll", "1m", run_poll, "gates of new versions, aliases moved outside"),
         Job("drift", "6h", run_drift, "drift of each model's latest complete week, logged"),
         Job("audit_verify", "15m", run_audit_verify, "verify the audit chain"),
+        Job("rollout_tick", "1m", run_rollout_tick, "move staged rollouts on or roll them back"),
     )
 }
