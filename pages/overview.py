@@ -5,6 +5,7 @@ import streamlit as st
 
 from mlops_core.evidence.fairness_evidence import FairnessStatus, fairness_status
 from mlops_core.evidence.monitoring import DriftStatus, latest_drift_status
+from mlops_core.evidence.quality_runs import QualityStatus, latest_quality_status
 from mlops_core.governance.promotion.reconcile import reconcile
 from mlops_core.governance.promotion.state import open_requests
 from mlops_core.people.access import page_refusal
@@ -27,11 +28,17 @@ def cached_fairness(tracking_uri: str, model: str, version: str) -> FairnessStat
     return fairness_status(registry(tracking_uri), model, version)
 
 
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner=False)
+def cached_quality(tracking_uri: str, model: str) -> QualityStatus | None:
+    return latest_quality_status(registry(tracking_uri), model)
+
+
 st.title("Overview")
 st.caption(
     "Every registered model with the version it is served from (the alias or stage the "
-    "policy names), its key metric, fairness evidence, the latest logged drift check of its "
-    "production data, and the promotion requests waiting for a decision. Metrics come from "
+    "policy names), its key metric, fairness evidence, the latest logged drift and quality "
+    "checks of its production data, and the promotion requests waiting for a decision. "
+    "Metrics come from "
     "the champion's training run in MLflow."
 )
 
@@ -58,6 +65,11 @@ def _drift(model: str) -> str:
     return status.label if status else "no check logged"
 
 
+def _quality(model: str) -> str:
+    status = or_stop(cached_quality, current.tracking_uri, model)
+    return status.label if status else "no check logged"
+
+
 rows = pd.DataFrame(
     [
         {
@@ -69,6 +81,7 @@ rows = pd.DataFrame(
             "stages": stages_text(e.stages),
             "champion fairness": _fairness(e.name, e.champion_version),
             "latest drift": _drift(e.name),
+            "latest quality": _quality(e.name),
             "versions": e.n_versions,
             "champion changed": e.champion_changed_at,
             "description": e.description,
