@@ -127,6 +127,13 @@ REGRESSION_QUALITY_METRICS = ("rmse", "mae", "r2", "mean_error")
 QUALITY_METRICS = CLASSIFICATION_QUALITY_METRICS + REGRESSION_QUALITY_METRICS
 
 
+def _non_negative_tolerances(value: dict[str, float]) -> dict[str, float]:
+    negative = [k for k, v in value.items() if v < 0]
+    if negative:
+        raise ValueError(f"tolerances must be >= 0, got a negative one for {negative}")
+    return value
+
+
 def _known_quality_metrics(value: dict[str, float]) -> dict[str, float]:
     unknown = sorted(set(value) - set(QUALITY_METRICS))
     if unknown:
@@ -153,14 +160,7 @@ class MonitoringPolicy(_Strict):
     decision_threshold: float = Field(0.5, gt=0, lt=1)
 
     _metrics = field_validator("min_metrics", "max_degradation")(_known_quality_metrics)
-
-    @field_validator("max_degradation")
-    @classmethod
-    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        negative = [k for k, v in value.items() if v < 0]
-        if negative:
-            raise ValueError(f"degradations must be >= 0, got a negative one for {negative}")
-        return value
+    _non_negative = field_validator("max_degradation")(_non_negative_tolerances)
 
 
 class LiveComparisonPolicy(_Strict):
@@ -310,13 +310,7 @@ class ModelPolicy(_Strict):
     def states_key_metric(self) -> bool:
         return "key_metric" in self.model_fields_set
 
-    @field_validator("max_regression")
-    @classmethod
-    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        negative = [k for k, v in value.items() if v < 0]
-        if negative:
-            raise ValueError(f"tolerances must be >= 0, got a negative one for {negative}")
-        return value
+    _non_negative = field_validator("max_regression")(_non_negative_tolerances)
 
 
 class Policy(_Strict):

@@ -60,6 +60,7 @@ def request_detail(view: RequestView) -> None:
         views.fairness_summary(latest)
     with right:
         views.drift_summary(latest)
+        views.live_summary(latest)
     st.markdown("**Gates**")
     moments = {"at request": view.gates_at_request}
     for decision in view.decisions:

@@ -24,6 +24,7 @@ from mlops_core.evidence.quality_runs import (
     quality_history,
     run_quality_check,
 )
+from mlops_core.governance import decision_record
 from mlops_core.governance.gates import evaluate_gates
 from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.policy import MonitoringPolicy
@@ -157,6 +158,8 @@ def test_the_live_comparison_gate_passes_for_v3_and_is_frozen_into_the_request(
     view = request_promotion(store, registry, REQUESTER, CHURN, "3", "beats v1 in shadow")
     frozen = next(g for g in view.gates_at_request if g.name == "live_comparison")
     assert frozen.status == "passed" and frozen.details["labelled_rows"] >= 1000
+    record = decision_record.to_markdown(decision_record.build_record(store, registry, view.id))
+    assert "live_comparison" in record and "DeLong" in record
 
 
 def test_the_cli_exits_1_on_the_degraded_champion_and_logs_with_a_token(

@@ -243,7 +243,7 @@ def test_scores_outside_zero_one_are_refused() -> None:
 def test_policy_refuses_unknown_quality_metrics_and_negative_degradation() -> None:
     with pytest.raises(ConfigError, match="unknown quality metric"):
         parse_policy("[defaults.monitoring]\nmin_metrics = { auc = 0.7 }\n", "x")
-    with pytest.raises(ConfigError, match="degradations must be >= 0"):
+    with pytest.raises(ConfigError, match="tolerances must be >= 0"):
         parse_policy("[defaults.monitoring]\nmax_degradation = { roc_auc = -1 }\n", "x")
     with pytest.raises(ConfigError, match="unknown quality metric"):
         parse_policy("[defaults.live_comparison]\nmetric = 'gini'\n", "x")

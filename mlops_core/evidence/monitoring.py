@@ -481,7 +481,8 @@ def latest_drift_status(registry: Registry, model: str) -> DriftStatus | None:
     )
 
 
-def _monitoring_runs(registry: Registry, model: str) -> pd.DataFrame:
+def _monitoring_runs(registry: Registry, model: str, kind: str = "drift") -> pd.DataFrame:
+    """Every run of ``monitoring/<model>`` of this kind (drift, quality), all pages."""
     experiment = registry.experiment_by_name(monitoring_experiment(model))
     if experiment is None:
         return pd.DataFrame()
@@ -489,7 +490,7 @@ def _monitoring_runs(registry: Registry, model: str) -> pd.DataFrame:
     while True:
         page = registry.search_runs(
             [experiment.experiment_id],
-            filter_string=f"tags.`{KIND_TAG}` = 'drift'",
+            filter_string=f"tags.`{KIND_TAG}` = '{kind}'",
             page_size=HISTORY_PAGE_SIZE,
             page_token=token,
         )

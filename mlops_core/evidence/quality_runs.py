@@ -17,6 +17,7 @@ scheduled worker call. Logged, a check is one run of ``monitoring/<model>`` (tag
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,11 +30,11 @@ from mlops_core.config import Settings
 from mlops_core.errors import InvalidInput, MlopsError, NotFound, RegistryUnavailable
 from mlops_core.evidence.inference_log import LogColumns
 from mlops_core.evidence.monitoring import (
-    HISTORY_PAGE_SIZE,
     KIND_TAG,
     MAX_PARAM_CHARS,
     _discard,
     _ensure_experiment,
+    _monitoring_runs,
     monitoring_experiment,
 )
 from mlops_core.evidence.quality import (
@@ -201,8 +202,10 @@ def _metrics(report: QualityReport) -> list[Metric]:
     for w in report.windows:
         stamp = int(w.start.replace(tzinfo=UTC).timestamp() * 1000)
         values = {"label_coverage": w.coverage, "labelled_rows": float(w.labelled), **w.metrics}
+        # MLflow metric names allow letters, digits and _ - . space / only.
+        prefix = "v" + re.sub(r"[^\w\-. /]", "_", w.version)
         found += [
-            Metric(f"v{w.version}.{name}", float(value), stamp, step_of[w.start])
+            Metric(f"{prefix}.{name}", float(value), stamp, step_of[w.start])
             for name, value in values.items()
             if pd.notna(value)
         ]
@@ -260,25 +263,11 @@ class QualityStatus:
 
 def quality_history(registry: Registry, model: str) -> pd.DataFrame:
     """Logged quality checks, newest first: run_id, logged_at, status, summary, period."""
-    experiment = registry.experiment_by_name(monitoring_experiment(model))
-    columns = ["run_id", "logged_at", "status", "summary", "period_start", "period_end"]
-    if experiment is None:
-        return pd.DataFrame(columns=columns)
-    pages, token = [], None
-    while True:
-        page = registry.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"tags.`{KIND_TAG}` = '{QUALITY_KIND}'",
-            page_size=HISTORY_PAGE_SIZE,
-            page_token=token,
-        )
-        pages.append(page.runs)
-        token = page.next_page_token
-        if not token:
-            break
-    runs = pd.concat(pages, ignore_index=True)
+    runs = _monitoring_runs(registry, model, QUALITY_KIND)
     if runs.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(
+            columns=["run_id", "logged_at", "status", "summary", "period_start", "period_end"]
+        )
     history = pd.DataFrame(
         {
             "run_id": runs["run_id"],
