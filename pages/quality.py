@@ -44,7 +44,8 @@ def _history(current: Settings, model: str) -> pd.DataFrame:
 def _status(report: QualityReport) -> None:
     text = plain(report.summary)
     if report.status == "alert":
-        st.error(text, icon=":material/warning:")
+        # An alert about the model, not an error of the page.
+        st.warning(text, icon=":material/warning:")
     elif report.status == "ok":
         st.success(text)
     else:

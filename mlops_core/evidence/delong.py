@@ -13,7 +13,7 @@ import numpy as np
 from scipy.stats import norm
 
 from mlops_core.errors import InvalidInput
-from mlops_core.evidence.quality_metrics import placements, rank_scores
+from mlops_core.evidence.quality_metrics import RankedScores, placements, rank_scores
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,18 @@ def delong_paired(
 ) -> DeLongResult:
     """DeLong's test of AUC(b) - AUC(a) on the same rows; labels are 0/1."""
     labels = np.asarray(labels)
+    return delong_ranked(
+        labels,
+        rank_scores(np.asarray(scores_a, dtype=float), labels),
+        rank_scores(np.asarray(scores_b, dtype=float), labels),
+        confidence,
+    )
+
+
+def delong_ranked(
+    labels: np.ndarray, ranked_a: RankedScores, ranked_b: RankedScores, confidence: float = 0.95
+) -> DeLongResult:
+    """`delong_paired` on scores already grouped by value (`rank_scores`)."""
     n_pos = int((labels == 1).sum())
     n_neg = len(labels) - n_pos
     if n_pos < 2 or n_neg < 2:
@@ -47,8 +59,8 @@ def delong_paired(
             "DeLong's test needs at least two labelled rows of each class "
             f"({n_pos} positive, {n_neg} negative)."
         )
-    a = placements(rank_scores(np.asarray(scores_a, dtype=float), labels), labels)
-    b = placements(rank_scores(np.asarray(scores_b, dtype=float), labels), labels)
+    a = placements(ranked_a, labels)
+    b = placements(ranked_b, labels)
     s10 = np.cov(np.vstack([a.positive, b.positive]))
     s01 = np.cov(np.vstack([a.negative, b.negative]))
     contrast = np.array([-1.0, 1.0])

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from mlops_core.errors import InvalidInput
-from mlops_core.evidence.delong import delong_paired
+from mlops_core.evidence.delong import delong_ranked
 from mlops_core.evidence.inference_log import Labelled, LogColumns, labelled_rows
 from mlops_core.evidence.quality_metrics import (
     MetricSums,
@@ -163,7 +163,7 @@ def compare_live(frame: pd.DataFrame, config: ComparisonConfig) -> LiveCompariso
     compared = []
     for metric in task_metrics(config.task):
         if mode == "shadow" and metric == "roc_auc" and champion.scores is not None:
-            compared.append(_delong(champion, challenger, config.confidence, n_compared))
+            compared.append(_delong(champion.labels, sums, config.confidence, n_compared))
             continue
         compared.append(
             _bootstrap(
@@ -267,10 +267,11 @@ def _bootstrap(
 
 
 def _delong(
-    champion: Labelled, challenger: Labelled, confidence: float, n_compared: int
+    labels: np.ndarray, sums: tuple[MetricSums, MetricSums], confidence: float, n_compared: int
 ) -> MetricComparison:
-    assert champion.scores is not None and challenger.scores is not None
-    test = delong_paired(champion.labels, champion.scores, challenger.scores, confidence)
+    ranked = (sums[0].ranked, sums[1].ranked)
+    assert ranked[0] is not None and ranked[1] is not None  # both have scores
+    test = delong_ranked(labels, ranked[0], ranked[1], confidence)
     return MetricComparison(
         metric="roc_auc",
         direction="higher",

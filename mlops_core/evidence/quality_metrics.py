@@ -148,6 +148,8 @@ class MetricSums:
     blocks: np.ndarray  # (n_blocks, width)
     roc_auc: float = float("nan")
     pr_auc: float = float("nan")
+    # The scores grouped by value, kept for DeLong's test on the same rows.
+    ranked: RankedScores | None = None
 
     def values(self) -> dict[str, float]:
         """The point estimate of every metric of the task."""
@@ -199,7 +201,8 @@ def block_sums(
     clipped = np.clip(scores, EPS, 1 - EPS)
     stats[:, _LOG_LOSS] = summed(-np.where(labels == 1, np.log(clipped), np.log1p(-clipped)))
     stats[:, _BRIER] = summed((scores - labels) ** 2)
-    auc, ap, auc_influence, ap_influence = _rank_metrics(rank_scores(scores, labels), labels)
+    ranked = rank_scores(scores, labels)
+    auc, ap, auc_influence, ap_influence = _rank_metrics(ranked, labels)
     stats[:, _AUC_IF] = summed(auc_influence)
     stats[:, _AP_IF] = summed(ap_influence)
     # sklearn.calibration.calibration_curve's uniform bins.
@@ -210,7 +213,7 @@ def block_sums(
     score_bins = np.bincount(cell, weights=scores, minlength=size).reshape(n_blocks, ECE_BINS)
     stats[:, _CLASSIFIER_SCALARS : _CLASSIFIER_SCALARS + ECE_BINS] = label_bins
     stats[:, _CLASSIFIER_SCALARS + ECE_BINS :] = score_bins
-    return MetricSums(task, stats, auc, ap)
+    return MetricSums(task, stats, auc, ap, ranked)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
