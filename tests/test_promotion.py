@@ -131,7 +131,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
     assert tags[TAG_APPROVED_BY] == "approver" and tags[TAG_APPROVED_AT]
     assert (
         applied.decisions[0].comment == "Evidence is clear."
-        and len(applied.decisions[0].gates) == 7
+        and len(applied.decisions[0].gates) == 8
     )
     assert actions(settings, pending.id) == [
         "request",
