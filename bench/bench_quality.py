@@ -162,7 +162,10 @@ def main() -> None:
             f"{found.ci_high - found.ci_low:8.5f} {peer_widths[found.metric]:11.5f}  "
             f"{found.method}"
         )
-    print(f"(peer widths from its {args.peer_resamples} resamples only: a rough check of scale)")
+    print(
+        f"(peer width: 3.92 x the spread of its {args.peer_resamples} resamples, a rough check "
+        "of scale)"
+    )
 
 
 if __name__ == "__main__":

@@ -18,24 +18,21 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 
 from mlops_core.config import Settings
-from mlops_core.errors import InvalidInput, MlopsError, NotFound, RegistryUnavailable
+from mlops_core.errors import InvalidInput, MlopsError, NotFound
 from mlops_core.evidence.inference_log import LogColumns
 from mlops_core.evidence.monitoring import (
     KIND_TAG,
     MAX_PARAM_CHARS,
-    _discard,
-    _ensure_experiment,
+    MonitoringRun,
     _monitoring_runs,
-    monitoring_experiment,
+    store_monitoring_run,
 )
 from mlops_core.evidence.quality import (
     OFFLINE_NAMES,
@@ -52,14 +49,12 @@ from mlops_core.people.access import require_evidence_writer
 from mlops_core.policy import LiveComparisonPolicy, ModelPolicy, MonitoringPolicy, load_policy
 from mlops_core.stores.audit import json_safe
 from mlops_core.stores.data_discovery import find_data
-from mlops_core.stores.evidence_digests import record_evidence
 from mlops_core.stores.model_data import current_bounds, load_current
 from mlops_core.stores.registry import Registry
 
 STATUS_TAG = "mlops.quality.status"
 SUMMARY_TAG = "mlops.quality.summary"
 QUALITY_KIND = "quality"
-ARTIFACT = "quality/report.json"
 
 
 def quality_spec(
@@ -159,39 +154,26 @@ def _period(
 def log_quality_check(
     settings: Settings, registry: Registry, report: QualityReport, actor: Actor
 ) -> str:
-    """Store the report as a run of ``monitoring/<model>``; returns the run id.
-
-    The file is written before the run exists and a run whose upload fails is deleted, so
-    a failed check leaves nothing half-written."""
+    """Store the report as a run of ``monitoring/<model>``; returns the run id (nothing is
+    left half-written when it fails: `store_monitoring_run`)."""
     require_evidence_writer(actor, "log a quality check to MLflow")
     content = json.dumps(json_safe(report.to_dict()), indent=2, allow_nan=False)
-    data = content.encode("utf-8")
-    with tempfile.TemporaryDirectory(prefix="mlops-quality-") as folder:
-        (Path(folder) / "report.json").write_bytes(data)
-        experiment_id = _ensure_experiment(settings, registry, monitoring_experiment(report.model))
-        run_name = f"quality {report.period_start:%Y-%m-%d} to {report.period_end:%Y-%m-%d}"
-        with registry._calling():
-            run = registry.client.create_run(experiment_id, run_name=run_name)
-        run_id = run.info.run_id
-        try:
-            with registry._calling():
-                registry.client.log_artifacts(run_id, folder, "quality")
-                registry.client.log_batch(
-                    run_id, metrics=_metrics(report), params=_params(report), tags=_tags(report)
-                )
-                registry.client.set_terminated(run_id)
-            record_evidence(
-                settings, actor, report.model, report.champion or "", run_id, {ARTIFACT: data}
-            )
-        except OSError as exc:
-            _discard(registry, run_id)
-            raise RegistryUnavailable(
-                f"Storing the quality check in MLflow failed ({exc}); nothing was logged."
-            ) from None
-        except BaseException:
-            _discard(registry, run_id)
-            raise
-    return run_id
+    return store_monitoring_run(
+        settings,
+        registry,
+        actor,
+        MonitoringRun(
+            model=report.model,
+            version=report.champion or "",
+            name=f"quality {report.period_start:%Y-%m-%d} to {report.period_end:%Y-%m-%d}",
+            artifact_dir="quality",
+            files={"report.json": content.encode("utf-8")},
+            metrics=_metrics(report),
+            params=_params(report),
+            tags=_tags(report),
+        ),
+        "the quality check",
+    )
 
 
 def _metrics(report: QualityReport) -> list[Metric]:
