@@ -42,6 +42,8 @@ LOWER_IS_BETTER = (
     "msle",
     "rmsle",
     "disparity",
+    "brier_score",
+    "ece",
 )
 LOWER_IS_BETTER_SUFFIXES = (
     "_loss",
@@ -108,6 +110,76 @@ class DriftPolicy(_Strict):
     window_days: int = Field(7, ge=1)
     method: str | None = None
     columns: list[str] | None = None
+
+
+# Quality metrics of live traffic once labels arrive (evidence.quality_metrics computes them).
+CLASSIFICATION_QUALITY_METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "f1",
+    "precision",
+    "recall",
+    "accuracy",
+    "log_loss",
+    "brier_score",
+    "ece",
+)
+REGRESSION_QUALITY_METRICS = ("rmse", "mae", "r2", "mean_error")
+QUALITY_METRICS = CLASSIFICATION_QUALITY_METRICS + REGRESSION_QUALITY_METRICS
+
+
+def _non_negative_tolerances(value: dict[str, float]) -> dict[str, float]:
+    negative = [k for k, v in value.items() if v < 0]
+    if negative:
+        raise ValueError(f"tolerances must be >= 0, got a negative one for {negative}")
+    return value
+
+
+def _known_quality_metrics(value: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(value) - set(QUALITY_METRICS))
+    if unknown:
+        raise ValueError(f"unknown quality metric(s) {unknown}; use {list(QUALITY_METRICS)}")
+    return value
+
+
+class MonitoringPolicy(_Strict):
+    """Quality of the served versions on the inference log, per window, once labels arrive."""
+
+    window_days: int = Field(7, ge=1)
+    # Labels of a window are complete this long after it ends; until then it is "pending".
+    label_delay_days: float = Field(14, ge=0)
+    min_label_coverage: float = Field(0.5, ge=0, le=1)
+    min_labelled_rows: int = Field(200, ge=1)
+    # Floors (ceilings for lower-is-better metrics: log_loss, brier_score, ece, rmse, mae).
+    min_metrics: dict[str, float] = Field(default_factory=dict)
+    # How much worse than the version's own offline evaluation, in the metric's units.
+    max_degradation: dict[str, float] = Field(default_factory=dict)
+    # The column naming the version that scored a row.
+    version_column: str = "model_version"
+    positive_label: int | bool | str = 1
+    # Rows without a prediction column are predicted positive at this score.
+    decision_threshold: float = Field(0.5, gt=0, lt=1)
+
+    _metrics = field_validator("min_metrics", "max_degradation")(_known_quality_metrics)
+    _non_negative = field_validator("max_degradation")(_non_negative_tolerances)
+
+
+class LiveComparisonPolicy(_Strict):
+    """The `live_comparison` gate: the candidate against the champion on live traffic."""
+
+    metric: str = "roc_auc"
+    confidence: float = Field(0.95, ge=0.5, lt=1)
+    min_labelled_rows: int = Field(500, ge=1)
+    # The largest drop of `metric` (metric units) the candidate may show at that confidence.
+    max_drop: float = Field(0.0, ge=0)
+    n_resamples: int = Field(1000, ge=100, le=20_000)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in QUALITY_METRICS:
+            raise ValueError(f"unknown quality metric {value!r}; use {list(QUALITY_METRICS)}")
+        return value
 
 
 class DataSources(_Strict):
@@ -207,6 +279,8 @@ class ModelPolicy(_Strict):
     accept_external_evidence: bool = False
     fairness: FairnessPolicy | None = None
     drift: DriftPolicy | None = None
+    monitoring: MonitoringPolicy | None = None
+    live_comparison: LiveComparisonPolicy | None = None
     data: DataSources = Field(default_factory=DataSources)
     # A staged rollout instead of moving the target at once on approval.
     rollout: RolloutPlan | None = None
@@ -239,13 +313,7 @@ class ModelPolicy(_Strict):
     def states_key_metric(self) -> bool:
         return "key_metric" in self.model_fields_set
 
-    @field_validator("max_regression")
-    @classmethod
-    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        negative = [k for k, v in value.items() if v < 0]
-        if negative:
-            raise ValueError(f"tolerances must be >= 0, got a negative one for {negative}")
-        return value
+    _non_negative = field_validator("max_regression")(_non_negative_tolerances)
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

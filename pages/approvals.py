@@ -58,6 +58,7 @@ def request_detail(view: RequestView) -> None:
     views.metrics_table(record)
     views.fairness_summary(latest)
     views.drift_summary(latest)
+    views.live_summary(latest)
     st.markdown("**Gates**")
     moments = {"at request": view.gates_at_request}
     for decision in view.decisions:

@@ -5,6 +5,7 @@ import streamlit as st
 
 from mlops_core.evidence.fairness_evidence import FairnessStatus, fairness_status
 from mlops_core.evidence.monitoring import DriftStatus, latest_drift_status
+from mlops_core.evidence.quality_runs import QualityStatus, latest_quality_status
 from mlops_core.governance.overview import ModelOverview
 from mlops_core.governance.promotion.reconcile import reconcile
 from mlops_core.governance.promotion.state import open_requests
@@ -28,11 +29,17 @@ def cached_fairness(tracking_uri: str, model: str, version: str) -> FairnessStat
     return fairness_status(registry(tracking_uri), model, version)
 
 
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner=False)
+def cached_quality(tracking_uri: str, model: str) -> QualityStatus | None:
+    return latest_quality_status(registry(tracking_uri), model)
+
+
 st.title("Overview")
 st.caption(
     "Every registered model with the version it is served from (the alias or stage the "
-    "policy names), its key metric, fairness evidence, the latest logged drift check of its "
-    "production data, and the promotion requests waiting for a decision. Metrics come from "
+    "policy names), its key metric, fairness evidence, the latest logged drift and quality "
+    "checks of its production data, and the promotion requests waiting for a decision. "
+    "Metrics come from "
     "the champion's training run in MLflow."
 )
 
@@ -58,8 +65,13 @@ def _drift(model: str) -> DriftStatus | None:
     return or_stop(cached_drift, current.tracking_uri, model)
 
 
+def _quality(model: str) -> QualityStatus | None:
+    return or_stop(cached_quality, current.tracking_uri, model)
+
+
 def _row(entry: ModelOverview) -> dict[str, object]:
     drift = _drift(entry.name)
+    quality = _quality(entry.name)
     return {
         "model": entry.name,
         "champion": (f"v{entry.champion_version}" if entry.champion_version else "none")
@@ -70,6 +82,7 @@ def _row(entry: ModelOverview) -> dict[str, object]:
         "fairness": _fairness(entry.name, entry.champion_version),
         "drift": drift.verdict if drift else "no check logged",
         "drift window": drift.window if drift else "",
+        "quality": quality.status if quality else "no check logged",
         "versions": entry.n_versions,
         "since": entry.champion_changed_at,
     }
@@ -92,11 +105,18 @@ st.dataframe(
         "drift": st.column_config.TextColumn(
             help="The latest logged drift check of the production data"
         ),
+        "quality": st.column_config.TextColumn(
+            help="The latest logged quality check of the production data (Quality page)"
+        ),
         "since": st.column_config.DatetimeColumn(
             format="YYYY-MM-DD", help="When the champion last changed"
         ),
     },
 )
+for entry in entries:
+    quality = _quality(entry.name)
+    if quality is not None and quality.status == "alert":
+        st.warning(plain(f"{entry.name}: {quality.summary}"), icon=":material/trending_down:")
 uncovered = [e.name for e in entries if not e.covered]
 if uncovered:
     st.warning(

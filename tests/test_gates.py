@@ -43,8 +43,9 @@ def test_the_fair_better_candidate_passes_every_gate_with_its_evidence(
         "fairness gender equalized_odds_difference",
         "drift",
         "schema",
+        "live_comparison",
     ]
-    assert report.passed and report.champion_version == "1" and report.summary == "7 passed"
+    assert report.passed and report.champion_version == "1" and report.summary == "8 passed"
     version_run = registry.get_version(CHURN, "3").run_id
     assert version_run in gates["min roc_auc"].evidence
     assert gates["regression roc_auc"].details["delta"] > 0
@@ -69,7 +70,10 @@ def test_the_accurate_but_unfair_candidate_is_blocked_by_fairness(
     demo_settings: Settings, registry: Registry
 ) -> None:
     report = evaluate_gates(demo_settings, registry, CHURN, "2")
-    (blocking,) = report.blocking
+    blocking, unseen = report.blocking
+    # v2 never saw live traffic: the live comparison cannot be made, which blocks too.
+    assert (unseen.name, unseen.status) == ("live_comparison", "not_evaluated")
+    assert "no live traffic" in unseen.reason
     assert blocking.name == "fairness gender demographic_parity_difference"
     assert blocking.status == FAILED and blocking.observed > 0.1 and blocking.threshold == 0.08
     assert "must be at most 0.08" in blocking.reason

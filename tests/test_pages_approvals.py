@@ -55,7 +55,7 @@ def test_requester_requests_a_promotion(monkeypatch, env) -> None:
     at.text_area(key="request_reason").input("Better ROC AUC and fair by gender.")
     at.button(key="FormSubmitter:request_form-Request promotion").click().run()
     assert_no_exception(at)
-    assert "Request #1 created for churn-predictor v3: gates 7 passed" in texts(at, "success")
+    assert "Request #1 created for churn-predictor v3: gates 8 passed" in texts(at, "success")
     # The new request is open in the queue at once.
     assert at.selectbox(key="queue_pick").value.startswith("#1 churn-predictor v3")
     assert "Request #1: churn-predictor v3 → alias champion" in texts(at, "subheader")

@@ -120,7 +120,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
         "1",
         1,
     )
-    assert pending.gate_summary == "7 passed"
+    assert pending.gate_summary == "8 passed"
     assert [r.id for r in open_requests(settings)] == [pending.id]
 
     applied = approve(settings, registry, APPROVER, pending.id, "Evidence is clear.")
@@ -131,7 +131,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
     assert tags[TAG_APPROVED_BY] == "approver" and tags[TAG_APPROVED_AT]
     assert (
         applied.decisions[0].comment == "Evidence is clear."
-        and len(applied.decisions[0].gates) == 7
+        and len(applied.decisions[0].gates) == 8
     )
     assert actions(settings, pending.id) == [
         "request",
@@ -191,7 +191,9 @@ def test_one_open_request_per_alias_and_cancel(settings: Settings, registry: Reg
     with pytest.raises(ActionRefused, match="cancelled"):
         approve(settings, registry, APPROVER, first.id, "too late")
     second = request(settings, registry, "2")
-    assert second.status == "pending" and second.gate_summary == "6 passed, 1 failed"
+    assert (
+        second.status == "pending" and second.gate_summary == "6 passed, 1 failed, 1 not evaluated"
+    )
     assert actions(settings, first.id)[-1] == "cancel"
 
 
@@ -216,7 +218,10 @@ def test_a_failing_gate_blocks_until_an_admin_overrides_it(
     (decision,) = applied.decisions
     assert decision.override and decision.justification.startswith("Regulator-approved")
     (event,) = audit.list_events(settings.db_url, audit.AuditFilter(action="override"))
-    assert event.details["overridden_gates"] == ["fairness gender demographic_parity_difference"]
+    assert event.details["overridden_gates"] == [
+        "fairness gender demographic_parity_difference",
+        "live_comparison",
+    ]
     assert event.details["justification"] == decision.justification
 
 

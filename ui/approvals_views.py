@@ -10,6 +10,7 @@ import streamlit as st
 from mlops_core.governance import decision_record
 from mlops_core.governance.decision_record import DecisionRecord
 from mlops_core.governance.gates import DRIFT_KIND, FAIRNESS_KIND, GateResult, summarize
+from mlops_core.governance.live_gate import LIVE_KIND
 from mlops_core.governance.promotion.state import RequestView, describe
 from mlops_core.policy import describe_target
 from ui.text import plain
@@ -183,6 +184,23 @@ def drift_summary(gates: list[GateResult]) -> None:
             ),
             hide_index=True,
             width="stretch",
+        )
+    st.caption(plain(gate.evidence))
+
+
+def live_summary(gates: list[GateResult]) -> None:
+    """The candidate against the champion on live traffic, when the policy gates on it."""
+    live = [g for g in gates if g.kind == LIVE_KIND]
+    if not live:
+        return
+    gate = live[0]
+    st.markdown("**Candidate vs champion on live traffic**")
+    icon = STATUS_ICONS.get(gate.status, "")
+    st.markdown(f"{icon} {plain(f'{_status(gate.status)}: {gate.reason}')}")
+    needed = gate.details.get("rows_needed")
+    if needed:
+        st.caption(
+            plain(f"Labelled rows still needed for a verdict at this difference: {needed:,}")
         )
     st.caption(plain(gate.evidence))
 

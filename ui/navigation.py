@@ -33,6 +33,7 @@ PAGES = [
     PageSpec("models", "Models", ":material/inventory_2:"),
     PageSpec("data_profiles", "Data profiles", ":material/query_stats:"),
     PageSpec("drift", "Drift", ":material/waves:"),
+    PageSpec("quality", "Quality", ":material/monitoring:"),
     PageSpec("fairness", "Fairness", ":material/balance:"),
     PageSpec("approvals", "Approvals", ":material/task_alt:"),
     PageSpec("rollouts", "Rollouts", ":material/alt_route:"),

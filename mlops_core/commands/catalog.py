@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "drift",
         "data drift of a model's current data, or between two CSV/Parquet files",
     ),
+    "quality": (
+        "quality",
+        "quality of a model's served versions on its inference log, champion vs challenger",
+    ),
     "gate": ("gate", "evaluate the promotion gates of a version"),
     "policy": ("policy", "draft or check the promotion policy"),
     "request": ("workflow", "request the promotion of a version"),

@@ -82,6 +82,9 @@ def churn_population(n: int, rng: np.random.Generator, drift: float = 0.0) -> pd
         + 1.5 * (tenure < 6)
         - 0.25 * (products - 2)
         + 1.5 * (people["gender"].to_numpy() == "F")
+        # As the population drifts, repeated support calls start to predict churn: a
+        # model without the feature (the legacy champion) loses accuracy.
+        + 2.5 * drift * (calls >= 3)
     )
     frame = pd.DataFrame(
         {
@@ -124,6 +127,9 @@ def credit_population(n: int, rng: np.random.Generator, drift: float = 0.0) -> p
         + 0.9 * (employment == "unemployed")
         + 1.5 * ((late >= 2) & (debt_ratio > 0.35))
         + 2.0 * (people["gender"].to_numpy() == "M")
+        # As the population drifts, late payments weigh more: the legacy champion, which
+        # lacks them, loses accuracy.
+        + 1.5 * drift * (late >= 2)
     )
     frame = pd.DataFrame(
         {

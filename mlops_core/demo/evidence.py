@@ -1,4 +1,5 @@
-"""Evidence the demo seeds: fairness reports on every version, a drift check per week."""
+"""Evidence the demo seeds: fairness reports on every version, a drift check per week and a
+quality check of each model's inference log."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from mlops_core.evidence.monitoring import (
     log_drift_check,
     model_windows,
 )
+from mlops_core.evidence.quality_runs import quality_history, run_quality_check
 from mlops_core.identity import Actor
 from mlops_core.policy import load_policy
 from mlops_core.stores.registry import Registry
@@ -72,4 +74,21 @@ def seed_drift_history(
             report = drift_report(check, DEMO_REPORT_SAMPLE)
             log_drift_check(settings, registry, check, report, actor)
             added.append(f"drift check of {model} for the week of {window[0]:%Y-%m-%d}")
+    return added
+
+
+def seed_quality_checks(settings: Settings, actor: Actor) -> list[str]:
+    """One logged quality check per demo model whose history has none yet."""
+    settings = _with_installed_policy(settings)
+    registry = Registry(settings.tracking_uri)
+    policy = load_policy(settings.policy_file)
+    added = []
+    for spec in SPECS:
+        model_policy = policy.for_model(spec.name)
+        if model_policy.monitoring is None or not model_policy.data.has_current:
+            continue
+        if not quality_history(registry, spec.name).empty:
+            continue
+        run_quality_check(settings, spec.name, actor=actor, registry=registry)
+        added.append(f"quality check of {spec.name}")
     return added

@@ -7,6 +7,7 @@ already in the store and adds nothing on a second run.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
 import tempfile
@@ -45,7 +46,11 @@ from sqlalchemy import inspect
 
 from mlops_core.config import Settings
 from mlops_core.demo.data import SENSITIVE, SPECS, ModelSpec
-from mlops_core.demo.evidence import seed_drift_history, seed_fairness_evidence
+from mlops_core.demo.evidence import (
+    seed_drift_history,
+    seed_fairness_evidence,
+    seed_quality_checks,
+)
 from mlops_core.demo.rollout import start_demo_rollout
 from mlops_core.identity import Actor
 from mlops_core.people.accounts import create_demo_accounts
@@ -62,6 +67,8 @@ WEEKS = 8
 ROWS_PER_WEEK = 2000
 DRIFT_FROM_WEEK = 5
 LABEL_DELAY = timedelta(days=14)
+LABEL_SHARE = 0.8
+CHALLENGER = "3"
 DEMO_TAG = "mlops.demo"
 # We trained these ourselves, so their skops payload is trusted.
 TRUSTED_TYPES = [
@@ -103,6 +110,21 @@ CANDIDATES = [
         "Random forest without the regional feature: better than the baseline, fair enough.",
     ),
 ]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How the challenger sees live traffic: every request in shadow, or a share of it."""
+
+    mode: str
+    from_week: int
+    share: int = 100
+
+
+ROLLOUTS = {
+    "churn-predictor": Rollout("shadow", from_week=5),
+    "credit-default": Rollout("split", from_week=6, share=10),
+}
 
 
 @dataclass
@@ -342,8 +364,15 @@ def seed_versions(client: MlflowClient, settings: Settings, spec: ModelSpec) -> 
     return added
 
 
-def inference_log(spec: ModelSpec, model: Pipeline, end: datetime) -> pd.DataFrame:
-    """Eight weeks of champion traffic; from week 5 on a few features drift."""
+def routed_to_challenger(request_id: str, share_percent: int) -> bool:
+    """Split traffic: the request's bucket 0-99 is the sha256 of its id, so a request always
+    goes to the same version; buckets under the challenger's share go to the challenger."""
+    bucket = int.from_bytes(hashlib.sha256(request_id.encode("utf-8")).digest()[:8], "big") % 100
+    return bucket < share_percent
+
+
+def _weekly_traffic(spec: ModelSpec, end: datetime) -> pd.DataFrame:
+    """Eight weeks of requests with their request id; from week 5 on a few features drift."""
     rng = np.random.default_rng(SEED + 1)
     weeks = []
     start = end - timedelta(weeks=WEEKS)
@@ -354,19 +383,51 @@ def inference_log(spec: ModelSpec, model: Pipeline, end: datetime) -> pd.DataFra
         frame["timestamp"] = (
             start + timedelta(weeks=week - 1) + pd.to_timedelta(offsets, unit="s")
         ).floor("s")
+        frame["week"] = week
         weeks.append(frame)
     log = pd.concat(weeks, ignore_index=True)
-    scores = model.predict_proba(log[spec.features])[:, 1]
-    labelled = log["timestamp"] < end - LABEL_DELAY
+    prefix = "".join(word[0] for word in spec.name.split("-"))
+    log["request_id"] = [f"{prefix}-{index:06d}" for index in range(1, len(log) + 1)]
+    return log
+
+
+def inference_log(spec: ModelSpec, models: dict[str, Pipeline], end: datetime) -> pd.DataFrame:
+    """One row per request and version that scored it.
+
+    The champion v1 serves every request. `churn-predictor` v3 scores the same requests in
+    shadow from week 5; `credit-default` v3 serves 10% of requests from week 6. Labels
+    arrive two weeks late for about 80% of requests and never for the rest.
+    """
+    log = _weekly_traffic(spec, end)
+    labelled = (np.random.default_rng(SEED + 2).random(len(log)) < LABEL_SHARE) & (
+        log["timestamp"] < end - LABEL_DELAY
+    ).to_numpy()
+    log["label"] = log[spec.target].where(labelled).astype("Int64")
+    rollout = ROLLOUTS[spec.name]
+    live = log["week"] >= rollout.from_week
+    if rollout.mode == "shadow":
+        served = [log.assign(model_version="1"), log[live].assign(model_version=CHALLENGER)]
+    else:
+        routed = log["request_id"].map(lambda rid: routed_to_challenger(rid, rollout.share))
+        version = np.where(live & routed, CHALLENGER, "1")
+        served = [log.assign(model_version=version)]
+    rows = pd.concat(served, ignore_index=True)
+    rows["score"] = 0.0
+    for version, model in models.items():
+        mine = rows["model_version"] == version
+        if mine.any():
+            rows.loc[mine, "score"] = model.predict_proba(rows.loc[mine, spec.features])[:, 1]
+    rows = rows.sort_values(["timestamp", "model_version"], kind="stable", ignore_index=True)
     return pd.DataFrame(
         {
-            "timestamp": log["timestamp"],
+            "timestamp": rows["timestamp"],
+            "request_id": rows["request_id"],
             "model": spec.name,
-            "model_version": "1",
-            **{c: log[c] for c in spec.features},
-            "score": scores.round(6),
-            "prediction": (scores >= 0.5).astype(int),
-            "label": log[spec.target].where(labelled).astype("Int64"),
+            "model_version": rows["model_version"],
+            **{c: rows[c] for c in spec.features},
+            "score": rows["score"].round(6),
+            "prediction": (rows["score"] >= 0.5).astype(int),
+            "label": rows["label"],
         }
     )
 
@@ -382,8 +443,11 @@ def seed_inference_log(settings: Settings, spec: ModelSpec, now: datetime) -> st
     table = inference_table(spec.name)
     if inspect(engine).has_table(table):
         return None
-    champion = mlflow.sklearn.load_model(f"models:/{spec.name}@{DEFAULT_ALIAS}")
-    frame = inference_log(spec, champion, _log_end(now))
+    models = {
+        "1": mlflow.sklearn.load_model(f"models:/{spec.name}@{DEFAULT_ALIAS}"),
+        CHALLENGER: mlflow.sklearn.load_model(f"models:/{spec.name}/{CHALLENGER}"),
+    }
+    frame = inference_log(spec, models, _log_end(now))
     frame.to_sql(table, engine, index=False, chunksize=5000)
     return table
 
@@ -427,6 +491,8 @@ def run_demo(
     report.extra += seed_fairness_evidence(settings, acting)
     progress("weekly drift checks")
     report.extra += seed_drift_history(settings, acting)
+    progress("quality of each model's inference log")
+    report.extra += seed_quality_checks(settings, acting)
     report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
     progress("credit-default v3: a staged rollout at its 10% stage")
     report.extra += start_demo_rollout(settings)

@@ -351,42 +351,77 @@ def log_drift_check(
             "report.html": report.html,
         }.items()
     }
-    with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
-        for name, data in contents.items():
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    metrics = [
+        Metric("drift_share", result.drift_share, now, 0),
+        Metric("drifted_columns", float(len(result.drifted_columns)), now, 0),
+    ] + [Metric(metric_key(c.column), c.score, now, 0) for c in result.columns if pd.notna(c.score)]
+    return store_monitoring_run(
+        settings,
+        registry,
+        actor,
+        MonitoringRun(
+            model=check.model,
+            version=check.reference_version,
+            name=f"drift {check.window_start:%Y-%m-%d} to {check.window_end:%Y-%m-%d}",
+            artifact_dir=ARTIFACT_DIR,
+            files=contents,
+            metrics=metrics,
+            params=_params(check, report),
+            tags=_tags(check),
+        ),
+        "the drift check",
+    )
+
+
+@dataclass(frozen=True)
+class MonitoringRun:
+    """One check to store as a run of ``monitoring/<model>``: its files (the exact bytes,
+    whose digests the audit log records), metrics, params and tags."""
+
+    model: str
+    version: str
+    name: str
+    artifact_dir: str
+    files: dict[str, bytes]
+    metrics: list[Metric]
+    params: list[Param]
+    tags: list[RunTag]
+
+
+def store_monitoring_run(
+    settings: Settings, registry: Registry, actor: Actor, run: MonitoringRun, what: str
+) -> str:
+    """Create the run, upload its files and data, record their digests; returns the run id.
+
+    Every file is written before the run exists, and a run whose upload fails is deleted,
+    so a failed check leaves nothing half-written in MLflow."""
+    with tempfile.TemporaryDirectory(prefix="mlops-monitoring-") as folder:
+        for name, data in run.files.items():
             (Path(folder) / name).write_bytes(data)
-        experiment_id = _ensure_experiment(settings, registry, monitoring_experiment(check.model))
-        now = int(datetime.now(UTC).timestamp() * 1000)
-        metrics = [
-            Metric("drift_share", result.drift_share, now, 0),
-            Metric("drifted_columns", float(len(result.drifted_columns)), now, 0),
-        ] + [
-            Metric(metric_key(c.column), c.score, now, 0)
-            for c in result.columns
-            if pd.notna(c.score)
-        ]
-        run_name = f"drift {check.window_start:%Y-%m-%d} to {check.window_end:%Y-%m-%d}"
+        experiment_id = _ensure_experiment(settings, registry, monitoring_experiment(run.model))
         with registry._calling():
-            run = registry.client.create_run(experiment_id, run_name=run_name)
-        run_id = run.info.run_id
+            created = registry.client.create_run(experiment_id, run_name=run.name)
+        run_id = created.info.run_id
         try:
             with registry._calling():
-                registry.client.log_artifacts(run_id, folder, ARTIFACT_DIR)
+                registry.client.log_artifacts(run_id, folder, run.artifact_dir)
                 registry.client.log_batch(
-                    run_id, metrics=metrics, params=_params(check, report), tags=_tags(check)
+                    run_id, metrics=run.metrics, params=run.params, tags=run.tags
                 )
                 registry.client.set_terminated(run_id)
             record_evidence(
                 settings,
                 actor,
-                check.model,
-                check.reference_version,
+                run.model,
+                run.version,
                 run_id,
-                {f"{ARTIFACT_DIR}/{name}": data for name, data in contents.items()},
+                {f"{run.artifact_dir}/{name}": data for name, data in run.files.items()},
             )
         except OSError as exc:
             _discard(registry, run_id)
             raise RegistryUnavailable(
-                f"Storing the drift check's files in MLflow failed ({exc}); nothing was logged."
+                f"Storing {what}'s files in MLflow failed ({exc}); nothing was logged."
             ) from None
         except BaseException:
             _discard(registry, run_id)
@@ -494,7 +529,8 @@ def latest_drift_status(registry: Registry, model: str) -> DriftStatus | None:
     )
 
 
-def _monitoring_runs(registry: Registry, model: str) -> pd.DataFrame:
+def _monitoring_runs(registry: Registry, model: str, kind: str = "drift") -> pd.DataFrame:
+    """Every run of ``monitoring/<model>`` of this kind (drift, quality), all pages."""
     experiment = registry.experiment_by_name(monitoring_experiment(model))
     if experiment is None:
         return pd.DataFrame()
@@ -502,7 +538,7 @@ def _monitoring_runs(registry: Registry, model: str) -> pd.DataFrame:
     while True:
         page = registry.search_runs(
             [experiment.experiment_id],
-            filter_string=f"tags.`{KIND_TAG}` = 'drift'",
+            filter_string=f"tags.`{KIND_TAG}` = '{kind}'",
             page_size=HISTORY_PAGE_SIZE,
             page_token=token,
         )

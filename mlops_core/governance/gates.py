@@ -18,6 +18,8 @@ Gates, in the order they are reported:
 - `drift`: the share of drifted columns between the candidate's reference set and the
   latest `window_days` of current data is at most `max_drift_share`.
 - `schema`: the latest current data matches the candidate's input signature.
+- `live_comparison`: on live traffic the candidate is no worse than the champion beyond
+  the policy's drop, at its confidence (`governance.live_gate`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from mlops_core.evidence.comparison import TOLERANCE_SLACK, metric_deltas
 from mlops_core.evidence.drift import DriftOptions, compute_drift
 from mlops_core.evidence.fairness_evidence import fairness_for_version
 from mlops_core.evidence.schema_check import check_schema, signature_inputs_for_version
+from mlops_core.governance.live_gate import LIVE_KIND, live_comparison_gate
 from mlops_core.policy import ModelPolicy, Policy, describe_target, load_policy
 from mlops_core.stores.audit import json_safe
 from mlops_core.stores.db import utcnow
@@ -202,6 +205,8 @@ def evaluate_gates(settings: Settings, registry: Registry, model: str, version: 
         results += _guarded("drift", DRIFT_KIND, _drift, context)
     if model_policy.require_schema_match:
         results += _guarded("schema", SCHEMA_KIND, _schema, context)
+    if model_policy.live_comparison is not None:
+        results += _guarded("live_comparison", LIVE_KIND, live_comparison_gate, context)
     return GateReport(
         model=model,
         version=candidate.version,

@@ -44,6 +44,7 @@ PAGE_ROLES: Mapping[str, tuple[str, ...]] = {
     "models": ("viewer",),
     "data_profiles": ("viewer",),
     "drift": ("viewer",),
+    "quality": ("viewer",),
     "fairness": ("viewer",),
     "audit": ("viewer",),
     "rollouts": ("viewer",),
