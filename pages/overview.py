@@ -114,7 +114,7 @@ st.dataframe(
     },
 )
 for entry in entries:
-    quality = _quality(entry.name)
+    quality = _quality(entry.name)  # cached: the table above read it already
     if quality is not None and quality.status == "alert":
         st.warning(plain(f"{entry.name}: {quality.summary}"), icon=":material/trending_down:")
 uncovered = [e.name for e in entries if not e.covered]

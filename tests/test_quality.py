@@ -14,7 +14,6 @@ import pytest
 
 from mlops_core.commands import cli
 from mlops_core.config import Settings
-from mlops_core.demo.scenario import routed_to_challenger
 from mlops_core.errors import PermissionDenied
 from mlops_core.evidence.inference_log import LogColumns
 from mlops_core.evidence.quality import QualitySpec, VersionEvidence, assess_quality
@@ -28,6 +27,7 @@ from mlops_core.governance import decision_record
 from mlops_core.governance.gates import evaluate_gates
 from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.policy import MonitoringPolicy
+from mlops_core.rollout.traffic import bucket, serves_challenger
 from mlops_core.stores import audit
 from mlops_core.stores.registry import Registry
 from tests.apptest import APPROVER, REQUESTER, VIEWER, assert_no_exception, open_page, shown
@@ -93,13 +93,11 @@ def test_credit_split_traffic_is_compared_unpaired(demo_settings: Settings) -> N
 
 def test_traffic_is_split_by_a_stable_hash_of_the_request_id() -> None:
     ids = [f"cd-{i:06d}" for i in range(4000)]
-    routed = [routed_to_challenger(i, 10) for i in ids]
-    assert routed == [routed_to_challenger(i, 10) for i in ids]
+    routed = [serves_challenger(i, 10) for i in ids]
+    assert routed == [serves_challenger(i, 10) for i in ids]
     assert 0.08 < np.mean(routed) < 0.12
-    bucket = int.from_bytes(hashlib.sha256(b"cd-000001").digest()[:8], "big") % 100
-    assert routed_to_challenger("cd-000001", bucket + 1) and not routed_to_challenger(
-        "cd-000001", bucket
-    )
+    place = bucket("cd-000001")
+    assert serves_challenger("cd-000001", place + 1) and not serves_challenger("cd-000001", place)
 
 
 def test_an_incomplete_window_is_never_judged_however_bad() -> None:

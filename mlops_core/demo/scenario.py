@@ -7,7 +7,6 @@ already in the store and adds nothing on a second run.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import tempfile
@@ -56,6 +55,7 @@ from mlops_core.identity import Actor
 from mlops_core.people.accounts import create_demo_accounts
 from mlops_core.people.user_admin import acting_admin
 from mlops_core.policy import EXAMPLE_POLICY
+from mlops_core.rollout.traffic import serves_challenger
 from mlops_core.stores import audit
 from mlops_core.stores.db import get_engine, migrate
 from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
@@ -364,13 +364,6 @@ def seed_versions(client: MlflowClient, settings: Settings, spec: ModelSpec) -> 
     return added
 
 
-def routed_to_challenger(request_id: str, share_percent: int) -> bool:
-    """Split traffic: the request's bucket 0-99 is the sha256 of its id, so a request always
-    goes to the same version; buckets under the challenger's share go to the challenger."""
-    bucket = int.from_bytes(hashlib.sha256(request_id.encode("utf-8")).digest()[:8], "big") % 100
-    return bucket < share_percent
-
-
 def _weekly_traffic(spec: ModelSpec, end: datetime) -> pd.DataFrame:
     """Eight weeks of requests with their request id; from week 5 on a few features drift."""
     rng = np.random.default_rng(SEED + 1)
@@ -408,7 +401,7 @@ def inference_log(spec: ModelSpec, models: dict[str, Pipeline], end: datetime) -
     if rollout.mode == "shadow":
         served = [log.assign(model_version="1"), log[live].assign(model_version=CHALLENGER)]
     else:
-        routed = log["request_id"].map(lambda rid: routed_to_challenger(rid, rollout.share))
+        routed = log["request_id"].map(lambda rid: serves_challenger(rid, rollout.share))
         version = np.where(live & routed, CHALLENGER, "1")
         served = [log.assign(model_version=version)]
     rows = pd.concat(served, ignore_index=True)
