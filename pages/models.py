@@ -224,6 +224,8 @@ st.dataframe(
         ),
         "last_updated": st.column_config.DatetimeColumn("last update", format="YYYY-MM-DD"),
         "description": st.column_config.TextColumn(width="medium"),
+        # A rollout adds its mlops.rollout.* tags: the whole text is one hover away.
+        "tags": st.column_config.TextColumn(width="medium"),
     },
     key="models_table",
 )

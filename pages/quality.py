@@ -52,19 +52,31 @@ def _status(report: QualityReport) -> None:
         st.info(text)
 
 
+def _judged_metrics(report: QualityReport) -> list[str]:
+    """The metrics the policy holds the windows to, and the live comparison's: the table
+    shows these so it fits the page; every metric stays one pick away in the chart."""
+    judged = {*report.monitoring.min_metrics, *report.monitoring.max_degradation}
+    judged.add(report.live_metric)
+    return [m for m in task_metrics(report.task) if m in judged]
+
+
 def _windows_table(report: QualityReport) -> None:
+    shown = _judged_metrics(report)
     frame = report.windows_frame()
+    frame = frame.drop(
+        columns=["window_end", *(m for m in task_metrics(report.task) if m not in shown)],
+        errors="ignore",
+    )
     st.dataframe(
         frame,
         hide_index=True,
         width="stretch",
         column_config={
             "window_start": st.column_config.DatetimeColumn("window start", format="YYYY-MM-DD"),
-            "window_end": st.column_config.DatetimeColumn("window end", format="YYYY-MM-DD"),
             "coverage": st.column_config.ProgressColumn(
-                "label coverage", format="percent", min_value=0, max_value=1
+                "label coverage", format="percent", min_value=0, max_value=1, width="small"
             ),
-            **{m: NUMBER for m in task_metrics(report.task)},
+            **{m: NUMBER for m in shown},
             "prediction_drift": st.column_config.NumberColumn("score drift", format="%.4f"),
             "label_drift": st.column_config.NumberColumn("label drift", format="%.4f"),
         },
@@ -73,7 +85,8 @@ def _windows_table(report: QualityReport) -> None:
         f"A window's labels are complete {report.monitoring.label_delay_days:g} days after it "
         "ends; until then it is *labels pending* and never judged. A complete window with "
         f"fewer than {report.monitoring.min_labelled_rows} labelled rows is *too few labels*. "
-        "Score and label drift: the drift engine's score against the version's evaluation set."
+        "Score and label drift: the drift engine's score against the version's evaluation set. "
+        "The table shows the metrics the policy judges; the chart below has every metric."
     )
 
 
@@ -155,10 +168,15 @@ for note in report.notes:
 if report.alerts:
     st.subheader("Alerts")
     st.dataframe(
-        pd.DataFrame([a.to_dict() for a in report.alerts]),
+        pd.DataFrame([a.to_dict() for a in report.alerts]).drop(columns="window_end"),
         hide_index=True,
         width="stretch",
-        column_config={"observed": NUMBER, "threshold": NUMBER},
+        column_config={
+            "window_start": st.column_config.DatetimeColumn("window", format="YYYY-MM-DD"),
+            "observed": NUMBER,
+            "threshold": NUMBER,
+            "message": st.column_config.TextColumn(width="medium"),
+        },
     )
 
 st.subheader("Windows")
@@ -209,6 +227,8 @@ else:
         hide_index=True,
         width="stretch",
         column_config={
+            "run_id": st.column_config.TextColumn(width="small"),
             "logged_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "summary": st.column_config.TextColumn(width="medium"),
         },
     )

@@ -90,7 +90,7 @@ def test_models_page_lists_models_and_judges_a_candidate(
     assert_no_exception(at)
     models = at.dataframe[0].value
     assert models["model"].tolist() == ["churn-predictor", "credit-default"]
-    assert models["champion"].tolist() == ["v1", "v1"]
+    assert models["champion"].tolist() == ["v1 (alias champion)"] * 2
     assert any(m.value.startswith("Predicts which telecom customers") for m in at.markdown)
     # The newest version that is not the champion is the default candidate.
     assert at.selectbox(key="candidate").value == "3"

@@ -224,6 +224,8 @@ def test_quality_page_and_overview_show_the_alert_and_the_shadow_evidence(
     assert not page.error and "more than 0.03 worse" in shown(page.warning[0])
     windows = next(d.value for d in page.dataframe if "status" in d.value.columns)
     assert (windows["status"] == "labels pending").sum() == 4
+    # The metrics the policy judges fit the page; the chart has the others.
+    assert {"roc_auc", "log_loss"} <= set(windows.columns) and "window_end" not in windows
     comparison = next(d.value for d in page.dataframe if "verdict" in d.value.columns)
     auc = comparison.set_index("metric").loc["roc_auc"]
     assert auc["verdict"] == "better" and auc["method"] == "DeLong" and auc["ci_low"] > 0

@@ -104,7 +104,7 @@ def test_every_page_renders_with_data_from_the_server(
     at = app_test(monkeypatch, topology.panel_env).run()
     assert_no_exception(at)
     overview = at.dataframe[0].value
-    assert list(overview.model) == MODELS and list(overview.champion) == ["v1", "v1"]
+    assert list(overview.model) == MODELS and list(overview.champion) == ["v1 (alias champion)"] * 2
     for spec in PAGES:
         at.switch_page(spec.file).run()
         assert_no_exception(at)
