@@ -13,13 +13,20 @@ from sqlalchemy import select
 from mlops_core.config import Settings, load_settings
 from mlops_core.errors import ConfigError
 from mlops_core.evidence.monitoring import drift_history, monitoring_experiment
+from mlops_core.evidence.quality_runs import quality_history
 from mlops_core.governance.version_gates import stored_gates
 from mlops_core.policy import Policy
 from mlops_core.stores import db
 from mlops_core.stores.job_runs import RetryRule, RunRecord
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.worker_tables import NotificationOutbox
-from mlops_core.worker.jobs import JOBS, latest_complete_week, run_drift, run_rollout_tick
+from mlops_core.worker.jobs import (
+    JOBS,
+    latest_complete_week,
+    run_drift,
+    run_quality,
+    run_rollout_tick,
+)
 from mlops_core.worker.reactions import VERSION_CREATED, RegistryEvent, react
 from mlops_core.worker.schedule import JobContext, intervals, next_due, slot_of
 from tests.apptest import open_page
@@ -65,6 +72,29 @@ def test_the_drift_job_logs_the_latest_complete_week_once_and_announces_drift(
     assert "already checked" in run_drift(JobContext(settings, "test")).split(";")[0]
     experiment = registry.experiment_by_name(monitoring_experiment(MODEL))
     assert experiment is not None
+
+
+def test_the_quality_job_logs_a_changed_check_and_announces_the_alert_once(
+    env: dict[str, str],
+) -> None:
+    settings = load_settings(env)
+    registry = Registry(settings.tracking_uri)
+    # Forget the demo's logged checks, so the job finds something new to say.
+    for run_id in quality_history(registry, MODEL)["run_id"]:
+        registry.client.delete_run(run_id)
+    summary = run_quality(JobContext(settings, "test"))
+    assert f"{MODEL}: alert (run " in summary, summary
+    [logged] = quality_history(registry, MODEL).itertuples()
+    assert logged.status == "alert"
+    with db.session_factory(settings.db_url)() as session:
+        [alert] = session.scalars(
+            select(NotificationOutbox).where(NotificationOutbox.event_type == "quality.alert")
+        ).all()
+    assert alert.payload["model"] == MODEL and alert.payload["page"] == "quality"
+    assert "more than 0.03 worse" in alert.payload["details"]["alerts"][0]
+    again = run_quality(JobContext(settings, "test"))
+    assert f"{MODEL}: alert, unchanged since run {logged.run_id}" in again
+    assert len(quality_history(registry, MODEL)) == 1
 
 
 def test_the_rollout_job_ticks_the_demo_rollout(demo_settings: Settings, tmp_path: Path) -> None:

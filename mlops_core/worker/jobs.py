@@ -18,6 +18,11 @@ from mlops_core.evidence.monitoring import (
     drift_report,
     log_drift_check,
 )
+from mlops_core.evidence.quality_runs import (
+    latest_quality_status,
+    log_quality_check,
+    run_quality_check,
+)
 from mlops_core.governance.promotion.reconcile import reconcile
 from mlops_core.notifications import load_notifications
 from mlops_core.policy import load_policy
@@ -33,6 +38,7 @@ from mlops_core.worker.reactions import WORKER, poll_registry
 from mlops_core.worker.schedule import Job, JobContext
 
 DRIFT_ALERT = "drift_alert"
+QUALITY_ALERT = "quality_alert"
 CHAIN_BROKEN = "audit_chain_broken"
 
 
@@ -106,6 +112,36 @@ def run_drift(context: JobContext) -> str:
     return for_each_covered_model(context, _check_drift)
 
 
+def _check_quality(context: JobContext, registry: Registry, model: str) -> str:
+    settings = context.settings
+    policy = load_policy(settings.policy_file).for_model(model)
+    if policy.monitoring is None or not policy.data.has_current:
+        return f"{model}: no [monitoring] or inference log configured"
+    report = run_quality_check(settings, model, log=False, registry=registry)
+    last = latest_quality_status(registry, model)
+    # Labels arrive over days: a check is logged (and an alert announced) when what it says
+    # changed, not every six hours.
+    if last is not None and last.summary == report.summary:
+        return f"{model}: {report.status}, unchanged since run {last.run_id}"
+    run_id = log_quality_check(settings, registry, report, WORKER)
+    if report.status == "alert":
+        audit.record(
+            settings,
+            WORKER,
+            QUALITY_ALERT,
+            model=model,
+            version=report.alerts[0].version,
+            reason=report.summary,
+            details={"run_id": run_id, "alerts": [a.message for a in report.alerts]},
+        )
+    return f"{model}: {report.status} (run {run_id})"
+
+
+def run_quality(context: JobContext) -> str:
+    """Assess each covered model's inference log once labels arrive; log what changed."""
+    return for_each_covered_model(context, _check_quality)
+
+
 def run_reconcile(context: JobContext) -> str:
     warnings = reconcile(context.settings, Registry(context.settings.tracking_uri))
     return f"{len(warnings)} warning(s)"
@@ -155,6 +191,7 @@ JOBS: dict[str, Job] = {
         Job("reconcile", "5m", run_reconcile, "compare MLflow's aliases with the panel"),
         Job("registry_poll", "1m", run_poll, "gates of new versions, aliases moved outside"),
         Job("drift", "6h", run_drift, "drift of each model's latest complete week, logged"),
+        Job("quality", "6h", run_quality, "production quality once labels arrive, logged"),
         Job("audit_verify", "15m", run_audit_verify, "verify the audit chain"),
         Job("rollout_tick", "1m", run_rollout_tick, "move staged rollouts on or roll them back"),
     )
