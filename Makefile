@@ -36,7 +36,7 @@ demo: $(VENV)/.installed
 	$(PY) -m mlops_core demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

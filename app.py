@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from ui.app_state import ensure_schema, or_stop, refresh_control, settings
+from ui.app_state import ensure_schema, or_stop, refresh_control, settings, warm_heavy_imports
 from ui.identity import current_actor, no_roles_page, sidebar_identity, sign_in_page
 from ui.navigation import build_navigation, sign_in_navigation
 from ui.tokens_view import tokens_sidebar
@@ -16,6 +16,7 @@ st.set_page_config(page_title="MLOps control panel", page_icon=":material/shield
 
 current = settings()
 ensure_schema(current)
+warm_heavy_imports()
 actor = or_stop(current_actor, current)
 
 if actor is None:

@@ -1,10 +1,14 @@
 """Fast page tests with AppTest: every page in the navigation renders from real stores."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.apptest import app_test, assert_no_exception, shown
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_overview_lists_models_with_their_champion(
@@ -55,3 +59,21 @@ def test_invalid_setting_is_named_on_the_page(
     at = app_test(monkeypatch, env).run()
     assert_no_exception(at)
     assert "MLOPS_DB_URL" in shown(at.error[0])
+
+
+def test_the_server_loads_the_heavy_page_modules_once_in_the_background() -> None:
+    # A fresh interpreter, as a server that just started: nothing of Evidently loaded yet.
+    script = (
+        "import sys\n"
+        "from ui.app_state import HEAVY_MODULES, warm_heavy_imports\n"
+        "assert 'evidently' not in sys.modules\n"
+        "thread = warm_heavy_imports()\n"
+        "assert warm_heavy_imports() is thread\n"
+        "thread.join(120)\n"
+        "assert all(m in sys.modules for m in HEAVY_MODULES), HEAVY_MODULES\n"
+        "assert 'evidently' in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -18,6 +20,15 @@ from ui.text import plain
 
 T = TypeVar("T")
 REGISTRY_TTL_SECONDS = 30
+# What pages import on their first visit that costs seconds on a small machine: Evidently
+# (Data profiles, Drift) and pandas' Styler (comparisons). The server loads them once in
+# the background when it starts, so the first visitor of those pages does not wait.
+HEAVY_MODULES = (
+    "mlops_core.evidence.profiling",
+    "mlops_core.evidence.drift",
+    "ui.comparison_view",
+    "ui.reports",
+)
 
 
 def or_stop(fn: Callable[..., T], *args, **kwargs) -> T:
@@ -47,6 +58,22 @@ def _schema_ready(migrate_url: str, _current: Settings) -> bool:
 
 def ensure_schema(current: Settings) -> None:
     or_stop(_schema_ready, current.migrate_url, current)
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+@st.cache_resource
+def warm_heavy_imports() -> threading.Thread:
+    """Once per server process: import HEAVY_MODULES in a daemon thread (Python's import
+    lock makes a page that needs one meanwhile wait for it, never import it twice)."""
+    thread = threading.Thread(
+        target=_import_all, args=(HEAVY_MODULES,), name="warm-imports", daemon=True
+    )
+    thread.start()
+    return thread
 
 
 @st.cache_resource
