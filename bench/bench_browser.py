@@ -178,9 +178,14 @@ def sign_in_to_overview(browser: Browser, base: str) -> float:
 
 def approve_once(page: Page, settings: Settings, registry: Registry) -> float:
     requester = authenticate(settings, "requester", "requester-demo")
-    request_promotion(settings, registry, requester, MODEL, "3", "benchmark")
+    created = request_promotion(settings, registry, requester, MODEL, "3", "benchmark")
     open_page(page, "Approvals")
     page.get_by_role("tab", name="Queue").click()
+    wait_for_app(page)
+    # The queue also holds the demo's rollout request: pick this one, as a reviewer would.
+    queue = page.get_by_role("tabpanel", name="Queue")
+    queue.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name=f"#{created.id} {MODEL} v3", exact=False).click()
     wait_for_app(page)
     page.get_by_test_id("stMain").get_by_role("button", name="Approve", exact=True).click()
     dialog = page.get_by_role("dialog")
