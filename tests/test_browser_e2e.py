@@ -91,9 +91,10 @@ def test_compare_two_runs_from_a_shared_link(
     _no_exception(page)
     main = page.get_by_test_id("stMain")
     assert "the best value of each metric is highlighted" in main.inner_text()
-    plot = main.get_by_test_id("stPlotlyChart").first
-    plot.wait_for()
-    assert plot.locator(".parcoords").count() or "Parallel coordinates" in main.inner_text()
+    main.get_by_test_id("stPlotlyChart").first.locator(".scatterlayer").wait_for()
+    main.get_by_role("radio", name="Parallel coordinates").click()
+    wait_for_app(page)
+    main.get_by_test_id("stPlotlyChart").first.locator(".parcoords").first.wait_for()
     screenshot(page, "compare-two-runs")
 
 

@@ -28,7 +28,7 @@ def test_ticking_runs_compares_them_and_puts_them_in_the_url(
     assert list(metrics.columns[:2]) == ["metric", "better"] and len(metrics.columns) == 4
     csv = at.get("download_button")[0]
     assert csv.proto.label == "Download the comparison (CSV)"
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 1
 
 
 def test_a_shared_link_opens_the_same_comparison(
@@ -110,3 +110,27 @@ def test_models_page_opens_a_shared_version_comparison(
     assert at.multiselect(key="versions").value == ["1", "3"]
     metrics = next(d.value for d in at.dataframe if "better" in d.value.columns)
     assert list(metrics.columns) == ["metric", "better", "v1", "v3"]
+
+
+def test_the_comparison_draws_the_chart_the_reader_picks(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str], demo_settings: Settings
+) -> None:
+    registry = Registry(demo_settings.tracking_uri)
+    experiment = registry.experiment_by_name(CHURN).experiment_id
+    runs = registry.search_runs([experiment], page_size=3).runs["run_id"].tolist()
+    at = open_page(monkeypatch, demo_env, "experiments.py", exp=CHURN, runs=",".join(runs))
+    assert_no_exception(at)
+    # One chart at a time, the metric history first.
+    assert at.segmented_control(key="cmp_chart").value == "Metric history"
+    (chart,) = at.get("plotly_chart")
+    assert '"type":"scatter"' in chart.proto.spec.replace(" ", "")
+
+    at = at.segmented_control(key="cmp_chart").set_value("Parallel coordinates").run()
+    assert_no_exception(at)
+    (chart,) = at.get("plotly_chart")
+    assert '"type":"parcoords"' in chart.proto.spec.replace(" ", "")
+    assert len(at.multiselect(key="cmp_axes").value) >= 2
+
+    at = at.segmented_control(key="cmp_chart").set_value("Scatter").run()
+    assert_no_exception(at)
+    assert len(at.get("plotly_chart")) == 1 and at.selectbox(key="cmp_x").value

@@ -90,7 +90,7 @@ def test_a_sweep_nests_under_its_parent_and_the_parent_compares_with_its_best_ch
     # The parent logged no mean_test_score, the child no best_cv_score: shown as missing.
     assert metrics.loc["mean_test_score", [parent, child]].eq(MISSING).tolist() == [True, False]
     assert metrics.loc["best_cv_score", [parent, child]].eq(MISSING).tolist() == [False, True]
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 1
 
 
 def test_mlflow_system_tags_can_be_shown_as_columns(

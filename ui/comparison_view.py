@@ -28,6 +28,12 @@ from ui.text import plain
 
 MISSING = "—"
 BEST_STYLE = "background-color: rgba(46, 160, 67, 0.25); font-weight: 600"
+HISTORY, PARALLEL, SCATTER = "Metric history", "Parallel coordinates", "Scatter"
+CHARTS = (HISTORY, PARALLEL, SCATTER)
+CHART_HELP = (
+    "Metric history: a metric's value per step of each run. Parallel coordinates: each run "
+    "as a line across the chosen params and metrics. Scatter: any two of them."
+)
 # More axes than this crowd each other at the width of a page.
 DEFAULT_PARAM_AXES, DEFAULT_AXES = 5, 8
 REFRESH_HINT = (
@@ -153,43 +159,71 @@ def _charts(comparison: Comparison, tracking_uri: str, key_metric: str | None) -
     if not params + metrics:
         st.caption("The compared runs logged no params or metrics to chart.")
         return
-    parallel, history, scatter = st.tabs(["Parallel coordinates", "Metric history", "Scatter"])
-    with parallel:
-        dimensions = st.multiselect(
-            "Axes",
+    # One chart at a time: a browser without GPU draws parallel coordinates (WebGL) in
+    # software, seconds per rerun, and charts in hidden tabs are drawn all the same.
+    chart = st.segmented_control(
+        "Chart", CHARTS, default=CHARTS[0], key="cmp_chart", help=CHART_HELP
+    )
+    if chart == PARALLEL:
+        _parallel_chart(
+            frame,
             params + metrics,
-            default=_default_axes(differing, metrics, key_column),
-            format_func=lambda c: c.replace(".", ": ", 1),
-            key="cmp_axes",
+            _default_axes(differing, metrics, key_column),
+            metrics,
+            key_column,
         )
-        color = st.selectbox(
-            "Colour by", metrics, index=_default_first(metrics, key_column), key="cmp_color"
-        )
-        if dimensions:
-            figure = or_stop(parallel_coordinates, frame, dimensions, color)
-            st.plotly_chart(figure, key="cmp_parallel")
-    with history:
-        names = [c.split(".", 1)[1] for c in metrics]
-        metric = st.selectbox(
-            "Metric", names, index=_default_first(names, key_metric), key="cmp_history_metric"
-        )
-        if metric:
-            items = tuple((item.label, item.run_id) for item in comparison.items)
-            points = or_stop(_cached_histories, tracking_uri, items, metric, comparison)
-            if points.groupby("label").size().max() == 1:
-                st.caption(
-                    plain(f"{metric} was logged once per run, so each run is a single point.")
-                )
-            st.plotly_chart(metric_history_figure(points, metric), key="cmp_history")
-    with scatter:
+    elif chart == HISTORY:
+        _history_chart(comparison, tracking_uri, metrics, key_metric)
+    elif chart == SCATTER:
         axes = params + metrics
-        left, right = st.columns(2)
-        x = left.selectbox(
-            "x", axes, index=_default_first(axes, (differing or params or metrics)[0]), key="cmp_x"
-        )
-        y = right.selectbox("y", axes, index=_default_first(axes, key_column), key="cmp_y")
-        if x and y:
-            st.plotly_chart(or_stop(scatter_figure, frame, x, y), key="cmp_scatter")
+        _scatter_chart(frame, axes, (differing or params or metrics)[0], key_column)
+
+
+def _parallel_chart(
+    frame: pd.DataFrame,
+    axes: list[str],
+    default: list[str],
+    metrics: list[str],
+    key_column: str | None,
+) -> None:
+    dimensions = st.multiselect(
+        "Axes",
+        axes,
+        default=default,
+        format_func=lambda c: c.replace(".", ": ", 1),
+        key="cmp_axes",
+    )
+    color = st.selectbox(
+        "Colour by", metrics, index=_default_first(metrics, key_column), key="cmp_color"
+    )
+    if dimensions:
+        figure = or_stop(parallel_coordinates, frame, dimensions, color)
+        st.plotly_chart(figure, key="cmp_parallel")
+
+
+def _history_chart(
+    comparison: Comparison, tracking_uri: str, metrics: list[str], key_metric: str | None
+) -> None:
+    names = [c.split(".", 1)[1] for c in metrics]
+    metric = st.selectbox(
+        "Metric", names, index=_default_first(names, key_metric), key="cmp_history_metric"
+    )
+    if metric:
+        items = tuple((item.label, item.run_id) for item in comparison.items)
+        points = or_stop(_cached_histories, tracking_uri, items, metric, comparison)
+        if points.groupby("label").size().max() == 1:
+            st.caption(plain(f"{metric} was logged once per run, so each run is a single point."))
+        st.plotly_chart(metric_history_figure(points, metric), key="cmp_history")
+
+
+def _scatter_chart(
+    frame: pd.DataFrame, axes: list[str], default_x: str, key_column: str | None
+) -> None:
+    left, right = st.columns(2)
+    x = left.selectbox("x", axes, index=_default_first(axes, default_x), key="cmp_x")
+    y = right.selectbox("y", axes, index=_default_first(axes, key_column), key="cmp_y")
+    if x and y:
+        st.plotly_chart(or_stop(scatter_figure, frame, x, y), key="cmp_scatter")
 
 
 def render_comparison(
