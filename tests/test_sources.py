@@ -422,3 +422,14 @@ def test_a_slow_query_is_stopped_at_the_timeout_on_postgresql(
             timestamp_column="timestamp",
         )
     assert time.monotonic() - started < 10
+
+
+def test_optional_columns_are_read_only_where_the_source_has_them(
+    store: tuple[str, str],
+) -> None:
+    url, table = store
+    loaded = load_sql_window(
+        url, table=table, columns_if_present=["timestamp", "label", "no_such_column"]
+    )
+    assert list(loaded.frame.columns) == ["timestamp", "label"]
+    assert len(loaded.frame) == loaded.total_rows > 0

@@ -40,6 +40,11 @@ class LogColumns:
             decision_threshold=monitoring.decision_threshold,
         )
 
+    def names(self) -> list[str]:
+        """Every column the log may have for quality: required and optional ones."""
+        named = (self.timestamp, self.version, self.label, self.score, self.prediction)
+        return [c for c in (*named, self.request_id) if c is not None]
+
     def require(self, frame: pd.DataFrame) -> None:
         missing = [c for c in (self.timestamp, self.version, self.label) if c not in frame]
         if missing:

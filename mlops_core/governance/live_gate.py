@@ -43,10 +43,10 @@ def live_comparison_gate(context: _Context) -> list[GateResult]:
         return [GateResult(NAME, LIVE_KIND, PASSED, None, live.max_drop, "", reason)]
     champion = context.champion.version
     spec = quality_spec(context.registry, policy, context.candidate.model_name, champion, candidate)
-    loaded = load_current(context.settings, policy.data)
+    columns = spec.columns
+    loaded = load_current(context.settings, policy.data, columns_if_present=columns.names())
     evidence = f"{loaded.description} ({loaded.caption}), v{candidate} vs v{champion}"
     frame = loaded.frame
-    columns = spec.columns
     columns.require(frame)
     versions = frame[columns.version].astype(str)
     if not (versions == candidate).any():

@@ -8,6 +8,7 @@ through here, so they judge the very same rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -57,8 +58,11 @@ def load_current(
     start: datetime | None = None,
     end: datetime | None = None,
     sample_size: int | None = None,
+    columns_if_present: Sequence[str] | None = None,
 ) -> LoadedData:
-    """Current rows with ``start <= timestamp < end`` (either bound may be open)."""
+    """Current rows with ``start <= timestamp < end`` (either bound may be open); only
+    `columns_if_present` (those the source has) when given, which spares reading every
+    feature of a large inference log."""
     _require_current(data)
     if data.current_table or data.current_query:
         return load_sql_window(
@@ -69,8 +73,11 @@ def load_current(
             start=start,
             end=end,
             sample_size=sample_size,
+            columns_if_present=columns_if_present,
         )
     frame = _current_files(data)
+    if columns_if_present:
+        frame = frame[[c for c in frame.columns if c in set(columns_if_present)]]
     if start is not None or end is not None:
         stamps = _timestamps(frame, data)
         keep = pd.Series(True, index=frame.index)

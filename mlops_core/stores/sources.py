@@ -265,9 +265,12 @@ def load_sql_window(
     filters: Mapping[str, Any] | None = None,
     sample_size: int | None = None,
     seed: int = 0,
+    columns_if_present: Sequence[str] | None = None,
 ) -> LoadedData:
     """Rows of a table (or of a SELECT query) with `start <= timestamp < end`.
 
+    `columns` must all exist; `columns_if_present` are added where the source has them
+    (optional log columns); with neither, every column is read.
     `filters` maps a column to a value (equality), a list of values (IN) or None (IS NULL);
     all values are bound as parameters. Counting and sampling happen in the database.
     """
@@ -275,7 +278,10 @@ def load_sql_window(
     with _connect(url) as connection:
         source = _resolve_source(connection, url, table, query, timestamp_column)
         has_time = timestamp_column in source.selectable.c
-        names = list(columns) if columns else list(source.selectable.c.keys())
+        present = list(source.selectable.c.keys())
+        names = list(columns or [])
+        names += [c for c in columns_if_present or [] if c in present and c not in names]
+        names = names or present
         selected = [source.column(name) for name in names]
         conditions = _conditions(source, timestamp_column, start, end, filters or {})
         total = _execute(
