@@ -166,7 +166,7 @@ def prediction_drift(rows: StageRows, limit: float) -> GuardrailCheck:
     status = BREACH if column.drifted else PASS
     detail = (
         f"{DRIFT_METHOD} distance {column.score:.3f} of the challenger's scores from the "
-        f"champion's, below {limit:g} allowed"
+        f"champion's, at most {limit:g} allowed"
     )
     return GuardrailCheck(name, status, column.score, limit, detail, {"method": column.method})
 
