@@ -136,3 +136,12 @@ def test_the_quality_rule_follows_the_models_live_comparison_policy() -> None:
     )
     assert (live.config.confidence, live.config.n_resamples) == (0.9, 300)
     assert (live.config.champion, live.config.challenger) == ("1", "3")
+
+
+def test_the_quality_guardrail_holds_without_a_champion_to_compare_with() -> None:
+    stage = RolloutStage(name="canary", mode="split", traffic=10)
+    rows = StageRows(pd.DataFrame(), pd.DataFrame({"label": [1] * 60}), 5.0)
+    held = evaluate_stage(rows, stage, Guardrails(quality_vs_champion=True), None)
+    (check,) = held.guardrails
+    assert check.status == NOT_EVALUATED and held.outcome == HOLD
+    assert "no champion to compare with" in held.summary

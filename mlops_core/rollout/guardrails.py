@@ -27,6 +27,7 @@ PASS, BREACH, NOT_EVALUATED = "pass", "breach", "not_evaluated"
 HOLD, READY = "hold", "ready"
 MIN_ROWS = 50
 DRIFT_METHOD = "wasserstein"
+QUALITY = "quality_vs_champion"
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def prediction_drift(rows: StageRows, limit: float) -> GuardrailCheck:
 def quality(rows: StageRows, rule: QualityRule) -> GuardrailCheck:
     """The challenger against the champion on the stage's labelled rows (`rollout.quality`
     says how); the evidence keeps the numbers that decided."""
-    name = "quality_vs_champion"
+    name = QUALITY
     label = rule.config.columns.label
     if label not in rows.challenger or label not in rows.champion:
         return _missing(name, -rule.max_drop, label)
@@ -247,8 +248,12 @@ def evaluate_stage(
         checks.append(latency_p99(rows, guardrails.max_latency_p99_ms))
     if guardrails.max_prediction_drift is not None:
         checks.append(prediction_drift(rows, guardrails.max_prediction_drift))
-    if guardrails.quality_vs_champion and quality_rule is not None:
-        checks.append(quality(rows, quality_rule))
+    if guardrails.quality_vs_champion:
+        checks.append(
+            quality(rows, quality_rule)
+            if quality_rule is not None
+            else GuardrailCheck(QUALITY, NOT_EVALUATED, None, None, "no champion to compare with")
+        )
     labelled = int(rows.challenger["label"].notna().sum()) if "label" in rows.challenger else 0
     minimums = [
         MinimumCheck("minutes", round(rows.elapsed_minutes, 2), stage.min_duration_minutes),
