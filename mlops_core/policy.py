@@ -72,7 +72,20 @@ REGRESSION_FAIRNESS_METRICS = tuple(
 )
 FAIRNESS_METRICS = CLASSIFICATION_FAIRNESS_METRICS + REGRESSION_FAIRNESS_METRICS
 FAIRNESS_RATIOS = frozenset(m for m in FAIRNESS_METRICS if m.endswith("_ratio"))
-BOOKKEEPING_COLUMNS = ["timestamp", "model", "model_version", "score", "prediction", "label"]
+# Columns an inference log carries next to the model inputs: what every log has, and what a
+# router following the rollout contract adds (`rollout.router.LOG_COLUMNS`).
+BOOKKEEPING_COLUMNS = [
+    "timestamp",
+    "model",
+    "model_version",
+    "score",
+    "prediction",
+    "label",
+    "request_id",
+    "served",
+    "latency_ms",
+    "error",
+]
 EXAMPLE_POLICY = Path(__file__).resolve().parent.parent / "policy.example.toml"
 
 

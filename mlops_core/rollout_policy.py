@@ -30,8 +30,9 @@ class Guardrails(_Strict):
     # Normed Wasserstein distance of the challenger's scores from the champion's in the
     # same stage (the drift engine's `wasserstein` test; its default threshold is 0.1).
     max_prediction_drift: float | None = Field(None, gt=0)
-    # The challenger may not be worse than the champion on the policy's key metric, over
-    # the labelled rows of the stage (a bootstrap confidence interval of the difference).
+    # The challenger may not be surely worse than the champion over the labelled rows of
+    # the stage: the live comparison, set by the model's `live_comparison` policy if any
+    # (see `rollout.quality`).
     quality_vs_champion: bool = False
 
     @property

@@ -47,7 +47,7 @@ actions.show_flash()
 def request_detail(view: RequestView) -> None:
     """Everything about one request: who and why, evidence side by side, actions, record."""
     views.request_header(view)
-    actions.action_buttons(actor, view)
+    actions.action_buttons(current, actor, view)
     now = st.session_state.get(NOW_KEY, {}).get(view.id)
     if st.button("Evaluate the gates now", key=f"gates_now_{view.id}"):
         report = or_stop(evaluate_gates, current, mlflow, view.model_name, view.version)

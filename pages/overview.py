@@ -10,6 +10,7 @@ from mlops_core.governance.overview import ModelOverview
 from mlops_core.governance.promotion.reconcile import reconcile
 from mlops_core.governance.promotion.state import open_requests
 from mlops_core.people.access import page_refusal
+from mlops_core.rollout.state import running_rollouts
 from mlops_core.stores.registry import stages_text
 from ui.app_state import REGISTRY_TTL_SECONDS, cached_overview, or_stop, registry, settings
 from ui.identity import require_page
@@ -38,7 +39,8 @@ st.title("Overview")
 st.caption(
     "Every registered model with the version it is served from (the alias or stage the "
     "policy names), its key metric, fairness evidence, the latest logged drift and quality "
-    "checks of its production data, and the promotion requests waiting for a decision. "
+    "checks of its production data, the staged rollouts running and the promotion requests "
+    "waiting for a decision. "
     "Metrics come from "
     "the champion's training run in MLflow."
 )
@@ -132,6 +134,41 @@ if without_champion:
     st.warning(
         plain("Nothing is served yet at the policy's target for: " + ", ".join(without_champion))
     )
+
+st.subheader("Staged rollouts")
+rollouts = or_stop(running_rollouts, current)
+if not rollouts:
+    st.caption("No rollout is running.")
+else:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "model": r.rollout.model,
+                    "version": f"v{r.rollout.version}",
+                    "stage": r.stage_text,
+                    "mode": r.rollout.stage.mode,
+                    "traffic": f"{r.rollout.traffic:g}%",
+                    "status": r.rollout.status,
+                    "last evaluation": r.verdict,
+                    "evaluated": r.latest.evaluated_at if r.latest else None,
+                }
+                for r in rollouts
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "traffic": st.column_config.TextColumn(help="The challenger's share of requests"),
+            "evaluated": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        },
+    )
+    if page_refusal(actor, "rollouts") is None:
+        st.page_link(
+            "pages/rollouts.py",
+            label="Watch them on the Rollouts page",
+            icon=":material/alt_route:",
+        )
 
 st.subheader("Open promotion requests")
 pending = or_stop(open_requests, current)

@@ -23,6 +23,27 @@ def test_overview_lists_models_with_their_champion(
     assert list(table.drift) == ["no drift (38% of columns)", "no drift (33% of columns)"]
 
 
+def test_overview_lists_the_running_rollout_with_a_link_to_its_page(
+    monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
+) -> None:
+    at = app_test(monkeypatch, demo_env).run()
+    assert_no_exception(at)
+    rollouts = at.dataframe[1].value
+    assert rollouts.to_dict("records")[0] | {"evaluated": None} == {
+        "model": "credit-default",
+        "version": "v3",
+        "stage": "canary-10 (1 of 2)",
+        "mode": "split",
+        "traffic": "10%",
+        "status": "running",
+        "last evaluation": "not evaluated yet",
+        "evaluated": None,
+    }
+    assert len(rollouts) == 1
+    links = [e for e in at.get("page_link") if "Rollouts page" in e.proto.label]
+    assert links and "rollouts" in links[0].proto.page
+
+
 def test_every_page_in_the_navigation_renders(
     monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
 ) -> None:

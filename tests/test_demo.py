@@ -10,6 +10,10 @@ from mlops_core.demo.scenario import DRIFT_FROM_WEEK, WEEKS, inference_table, ru
 from mlops_core.errors import PermissionDenied
 from mlops_core.people.auth import resolve_local_actor
 from mlops_core.people.user_admin import BOOTSTRAP
+from mlops_core.policy import BOOKKEEPING_COLUMNS
+from mlops_core.rollout.router import LOG_COLUMNS
+from mlops_core.rollout.state import list_rollouts
+from mlops_core.rollout.traffic import serves_challenger
 from mlops_core.stores import audit
 from mlops_core.stores.db import get_engine
 from mlops_core.stores.registry import Registry
@@ -82,6 +86,23 @@ def test_inference_log_covers_eight_weeks_with_delayed_labels(
     assert pd.Timedelta(days=7 * WEEKS - 1) < span <= pd.Timedelta(days=7 * WEEKS)
     assert 0 < log.label.notna().mean() < 1
     assert log.label.isna().iloc[-1] and log.label.notna().iloc[0]
+
+
+def test_credit_default_traffic_went_through_the_router_by_the_published_rollout(
+    demo_settings: Settings,
+) -> None:
+    log = pd.read_sql_table("inference_credit_default", get_engine(demo_settings.inference_db_url))
+    # The router's own columns, which no check mistakes for model inputs.
+    assert set(LOG_COLUMNS) <= set(log.columns) and set(LOG_COLUMNS) <= set(BOOKKEEPING_COLUMNS)
+    assert log.served.all() and log.error.isna().all() and (log.latency_ms > 0).all()
+    assert log.request_id.is_unique  # split traffic: one version answers each request
+    (rollout,) = list_rollouts(demo_settings, "credit-default")
+    started = log.timestamp >= rollout.stage_started_at
+    challenger = log.request_id.map(lambda rid: serves_challenger(rid, 10))
+    # Before the rollout the champion answered everything; after, the 10% stage's bucket.
+    assert set(log[~started].model_version) == {"1"}
+    assert (log[started].model_version == "3").equals(challenger[started])
+    assert 0.07 < challenger[started].mean() < 0.13
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)

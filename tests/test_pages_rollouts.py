@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 
 from mlops_core.config import Settings, load_settings
+from mlops_core.governance.promotion.apply import apply_refusal
+from mlops_core.governance.promotion.decide import allowed_actions
+from mlops_core.governance.promotion.state import get_request
 from mlops_core.rollout.publish import read_publication
 from mlops_core.stores import db
 from mlops_core.stores.registry import Registry
@@ -38,6 +41,22 @@ def test_a_viewer_sees_the_waiting_request_without_a_start_button(monkeypatch, e
     assert "Request #1: credit-default v3, approved by approver" in texts(at, "markdown")
     assert "start_1" not in {b.key for b in at.button}
     assert "No rollouts yet" in texts(at, "info")
+
+
+def test_the_approvals_page_offers_no_apply_of_a_request_its_rollout_promotes(
+    monkeypatch, env
+) -> None:
+    """Approved, waiting for its rollout: the core refuses a manual apply, so the page
+    offers none (both ask `apply_refusal`)."""
+    settings = load_settings(env)
+    request = get_request(settings, 1)
+    assert request.status == "approved" and request.retryable
+    assert "rollout start --request 1" in (apply_refusal(settings, request) or "")
+    assert allowed_actions(settings, APPROVER, request) == []
+    at = open_page(monkeypatch, env, "approvals", APPROVER)
+    assert at.selectbox(key="queue_pick").value.startswith("#1 credit-default v3")
+    assert "Request #1: credit-default v3" in texts(at, "subheader")
+    assert not {b.key for b in at.button} & {"retry_apply_1", "approve_1", "cancel_1"}
 
 
 def test_an_approver_starts_evaluates_pauses_and_aborts(monkeypatch, env) -> None:

@@ -169,9 +169,9 @@ def test_roles_four_eyes_and_required_text(settings: Settings, registry: Registr
         reject(settings, registry, APPROVER, own.id, "")
     with pytest.raises(ActionRefused, match="Only dave"):
         cancel(settings, REQUESTER, own.id)
-    assert allowed_actions(DAVE, own) == ["cancel"]
-    assert allowed_actions(APPROVER, own) == ["approve", "reject"]
-    assert allowed_actions(ADMIN, own) == ["approve", "reject", "override", "cancel"]
+    assert allowed_actions(settings, DAVE, own) == ["cancel"]
+    assert allowed_actions(settings, APPROVER, own) == ["approve", "reject"]
+    assert allowed_actions(settings, ADMIN, own) == ["approve", "reject", "override", "cancel"]
     assert get_request(settings, own.id).status == "pending"
     # An admin's own request is no exception.
     cancel(settings, ADMIN, own.id, "admin withdraws it")
@@ -574,7 +574,7 @@ def test_tags_failing_after_the_move_never_report_the_apply_as_failed(
     assert view.status == "applying" and view.needs_retry and champion(registry) == "3"
     assert "stopped after moving champion" in describe(view)
     assert "refused the version tags" in view.last_error
-    assert allowed_actions(APPROVER, view) == ["retry_apply"]
+    assert allowed_actions(settings, APPROVER, view) == ["retry_apply"]
     applied = retry_apply(settings, registry, APPROVER, pending.id)
     assert applied.status == "applied" and applied.last_error is None
     assert registry.get_version(CHURN, "3").tags[TAG_REQUEST] == str(pending.id)

@@ -102,8 +102,8 @@ def _run(call: Callable[[], RequestView]) -> None:
     st.rerun()
 
 
-def action_buttons(actor: Actor, view: RequestView) -> None:
-    allowed = allowed_actions(actor, view)
+def action_buttons(settings: Settings, actor: Actor, view: RequestView) -> None:
+    allowed = allowed_actions(settings, actor, view)
     why_not = decision_refusal(actor, view)
     if view.status == PENDING and why_not and holds_role(actor, "approver"):
         # An approver who sees no Approve button is told why (their own request, say).

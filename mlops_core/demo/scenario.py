@@ -50,12 +50,13 @@ from mlops_core.demo.evidence import (
     seed_fairness_evidence,
     seed_quality_checks,
 )
+from mlops_core.demo.rollout import MODEL as ROLLOUT_MODEL
 from mlops_core.demo.rollout import start_demo_rollout
+from mlops_core.demo.traffic import logged_until, replay
 from mlops_core.identity import Actor
 from mlops_core.people.accounts import create_demo_accounts
 from mlops_core.people.user_admin import acting_admin
 from mlops_core.policy import EXAMPLE_POLICY
-from mlops_core.rollout.traffic import serves_challenger
 from mlops_core.stores import audit
 from mlops_core.stores.db import get_engine, migrate
 from mlops_core.stores.registry import DEFAULT_ALIAS, Registry
@@ -112,19 +113,11 @@ CANDIDATES = [
 ]
 
 
-@dataclass(frozen=True)
-class Rollout:
-    """How the challenger sees live traffic: every request in shadow, or a share of it."""
-
-    mode: str
-    from_week: int
-    share: int = 100
-
-
-ROLLOUTS = {
-    "churn-predictor": Rollout("shadow", from_week=5),
-    "credit-default": Rollout("split", from_week=6, share=10),
-}
+# churn-predictor v3 scores every request in shadow from this week on (its team's own
+# router logged it; no rollout of the panel's is involved).
+SHADOW_FROM_WEEK = 5
+# credit-default v3's staged rollout starts with this week (`demo.rollout`).
+ROLLOUT_FROM_WEEK = 6
 
 
 @dataclass
@@ -384,32 +377,30 @@ def _weekly_traffic(spec: ModelSpec, end: datetime) -> pd.DataFrame:
     return log
 
 
-def inference_log(spec: ModelSpec, models: dict[str, Pipeline], end: datetime) -> pd.DataFrame:
-    """One row per request and version that scored it.
-
-    The champion v1 serves every request. `churn-predictor` v3 scores the same requests in
-    shadow from week 5; `credit-default` v3 serves 10% of requests from week 6. Labels
-    arrive two weeks late for about 80% of requests and never for the rest.
-    """
+def requests_of(spec: ModelSpec, end: datetime) -> pd.DataFrame:
+    """The weeks of requests and their labels as known at `end`: two weeks late for about
+    80% of requests, never for the rest."""
     log = _weekly_traffic(spec, end)
     labelled = (np.random.default_rng(SEED + 2).random(len(log)) < LABEL_SHARE) & (
         log["timestamp"] < end - LABEL_DELAY
     ).to_numpy()
     log["label"] = log[spec.target].where(labelled).astype("Int64")
-    rollout = ROLLOUTS[spec.name]
-    live = log["week"] >= rollout.from_week
-    if rollout.mode == "shadow":
-        served = [log.assign(model_version="1"), log[live].assign(model_version=CHALLENGER)]
-    else:
-        routed = log["request_id"].map(lambda rid: serves_challenger(rid, rollout.share))
-        version = np.where(live & routed, CHALLENGER, "1")
-        served = [log.assign(model_version=version)]
-    rows = pd.concat(served, ignore_index=True)
+    return log
+
+
+def shadow_log(spec: ModelSpec, models: dict[str, Pipeline], end: datetime) -> pd.DataFrame:
+    """One row per request and version that scored it: the champion v1 serves every
+    request, v3 scores the same requests in shadow from `SHADOW_FROM_WEEK`."""
+    log = requests_of(spec, end)
+    live = log["week"] >= SHADOW_FROM_WEEK
+    rows = pd.concat(
+        [log.assign(model_version="1"), log[live].assign(model_version=CHALLENGER)],
+        ignore_index=True,
+    )
     rows["score"] = 0.0
     for version, model in models.items():
         mine = rows["model_version"] == version
-        if mine.any():
-            rows.loc[mine, "score"] = model.predict_proba(rows.loc[mine, spec.features])[:, 1]
+        rows.loc[mine, "score"] = model.predict_proba(rows.loc[mine, spec.features])[:, 1]
     rows = rows.sort_values(["timestamp", "model_version"], kind="stable", ignore_index=True)
     return pd.DataFrame(
         {
@@ -431,18 +422,50 @@ def _log_end(now: datetime) -> datetime:
     return (midnight - timedelta(days=midnight.weekday())).replace(tzinfo=None)
 
 
+def _versions(spec: ModelSpec) -> dict[str, Pipeline]:
+    return {
+        "1": mlflow.sklearn.load_model(f"models:/{spec.name}/1"),
+        CHALLENGER: mlflow.sklearn.load_model(f"models:/{spec.name}/{CHALLENGER}"),
+    }
+
+
+def rollout_start(now: datetime) -> datetime:
+    """When credit-default v3's rollout starts: the first day of `ROLLOUT_FROM_WEEK`."""
+    return _log_end(now) - timedelta(weeks=WEEKS - ROLLOUT_FROM_WEEK + 1)
+
+
 def seed_inference_log(settings: Settings, spec: ModelSpec, now: datetime) -> str | None:
+    """churn-predictor's whole log; credit-default's up to its rollout, which
+    `seed_rollout_traffic` continues once the rollout is published."""
     engine = get_engine(settings.inference_db_url)
     table = inference_table(spec.name)
     if inspect(engine).has_table(table):
         return None
-    models = {
-        "1": mlflow.sklearn.load_model(f"models:/{spec.name}@{DEFAULT_ALIAS}"),
-        CHALLENGER: mlflow.sklearn.load_model(f"models:/{spec.name}/{CHALLENGER}"),
-    }
-    frame = inference_log(spec, models, _log_end(now))
-    frame.to_sql(table, engine, index=False, chunksize=5000)
+    if spec.name == ROLLOUT_MODEL:
+        requests = requests_of(spec, _log_end(now))
+        before = requests[requests["timestamp"] < rollout_start(now)]
+        replay(settings, spec, _versions(spec), before, table)
+    else:
+        shadow_log(spec, _versions(spec), _log_end(now)).to_sql(
+            table, engine, index=False, chunksize=5000
+        )
     return table
+
+
+def seed_rollout_traffic(settings: Settings, now: datetime) -> list[str]:
+    """credit-default's weeks from the rollout's start, routed by what the registry then
+    says (its 10% stage, or the champion alone if no rollout was started)."""
+    spec = next(spec for spec in SPECS if spec.name == ROLLOUT_MODEL)
+    table, start = inference_table(spec.name), rollout_start(now)
+    newest = logged_until(settings, table)
+    if newest is None or newest >= start:
+        return []
+    requests = requests_of(spec, _log_end(now))
+    with fluent_tracking(settings.tracking_uri):
+        rows = replay(
+            settings, spec, _versions(spec), requests[requests["timestamp"] >= start], table
+        )
+    return [f"{rows} rows of {spec.name} traffic routed by its rollout's state"]
 
 
 def run_demo(
@@ -458,6 +481,7 @@ def run_demo(
     demo accounts); what it added is recorded in the audit log. `progress` hears each step
     as it starts: seeding takes a minute or two.
     """
+    now = now or datetime.now(UTC)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The evidence it stores is recorded in the panel's audit log.
     migrate(settings)
@@ -474,21 +498,22 @@ def run_demo(
                 report.versions += added
             progress(f"{spec.name}: {sweep_runs} tuning runs")
             report.sweep_runs += seed_sweep(client, settings, spec, sweep_runs)
-            progress(f"{spec.name}: 8 weeks of inference log")
-            table = seed_inference_log(settings, spec, now or datetime.now(UTC))
+            progress(f"{spec.name}: inference log")
+            table = seed_inference_log(settings, spec, now)
             if table:
                 report.inference_tables.append(table)
     if install_example_policy(settings):
         report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
     progress("fairness evidence of every version")
     report.extra += seed_fairness_evidence(settings, acting)
+    report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
+    progress("credit-default v3: a staged rollout at its 10% stage, and its traffic")
+    report.extra += start_demo_rollout(settings, rollout_start(now))
+    report.extra += seed_rollout_traffic(settings, now)
     progress("weekly drift checks")
     report.extra += seed_drift_history(settings, acting)
     progress("quality of each model's inference log")
     report.extra += seed_quality_checks(settings, acting)
-    report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
-    progress("credit-default v3: a staged rollout at its 10% stage")
-    report.extra += start_demo_rollout(settings)
     if report.added_anything:
         audit.record(
             settings,

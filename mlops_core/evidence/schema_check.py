@@ -17,13 +17,12 @@ from mlflow import MlflowClient
 from mlflow.types import DataType, Schema
 
 from mlops_core.errors import InvalidInput, NotFound
+from mlops_core.policy import BOOKKEEPING_COLUMNS
 from mlops_core.stores.model_files import model_file_for_version
 
 ProblemKind = Literal["missing_column", "unexpected_column", "wrong_type", "unexpected_nulls"]
 SignatureInputs = Schema | Sequence[tuple[str, str] | tuple[str, str, bool]]
 
-# Columns an inference log carries next to the model inputs.
-BOOKKEEPING_COLUMNS = ("timestamp", "model", "model_version", "score", "prediction", "label")
 
 # MLflow type -> the dtype family a column must have, and how to name it to a person.
 EXPECTED_FAMILY = {
@@ -90,7 +89,7 @@ def check_schema(
     signature_inputs: SignatureInputs,
     *,
     allow_extra: bool = False,
-    ignore: Iterable[str] = BOOKKEEPING_COLUMNS,
+    ignore: Iterable[str] = tuple(BOOKKEEPING_COLUMNS),
 ) -> SchemaReport:
     """Compare `frame` with the model inputs; `ignore` only silences unexpected columns
     (callers with a policy pass its `DataSources.bookkeeping_columns`, renamed ones included)."""

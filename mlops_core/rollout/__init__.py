@@ -23,4 +23,6 @@ Rules:
   against the frozen champion, version tags, stale detection and reconcile.
 - Every change is a compare-and-set on the rollout row committed with its audit event;
   MLflow is written after, and `reconcile_rollouts` repairs what a dead process left.
+- Serving reads the publication; `router` is the routing core that follows it (the
+  reference router in `examples/` and the demo's traffic run it).
 """

@@ -112,7 +112,7 @@ def advance_stage(
             raise ActionRefused(
                 f"Rollout #{view.id} of {model} is {view.status}; cannot advance it."
             )
-        evaluation = evaluate(settings, view, now)
+        evaluation = evaluate(settings, registry, view, now)
         if evaluation.outcome != READY:
             raise ActionRefused(f"Stage {view.stage.name} is not ready: {evaluation.summary}")
         return advance(settings, registry, actor, view, evaluation, now)

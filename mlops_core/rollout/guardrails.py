@@ -19,14 +19,15 @@ import pandas as pd
 
 from mlops_core.errors import MlopsError
 from mlops_core.evidence.drift import DriftOptions, compute_drift
-from mlops_core.policy import Direction
-from mlops_core.rollout.quality import WORSE, QualityComparison, compare_unpaired, metric_column
+from mlops_core.evidence.live_comparison import UNDEFINED, compare_live
+from mlops_core.rollout.quality import QualityRule
 from mlops_core.rollout_policy import Guardrails, RolloutStage
 
 PASS, BREACH, NOT_EVALUATED = "pass", "breach", "not_evaluated"
 HOLD, READY = "hold", "ready"
 MIN_ROWS = 50
 DRIFT_METHOD = "wasserstein"
+QUALITY = "quality_vs_champion"
 
 
 @dataclass(frozen=True)
@@ -166,54 +167,79 @@ def prediction_drift(rows: StageRows, limit: float) -> GuardrailCheck:
     status = BREACH if column.drifted else PASS
     detail = (
         f"{DRIFT_METHOD} distance {column.score:.3f} of the challenger's scores from the "
-        f"champion's, below {limit:g} allowed"
+        f"champion's, at most {limit:g} allowed"
     )
     return GuardrailCheck(name, status, column.score, limit, detail, {"method": column.method})
 
 
-def quality(
-    rows: StageRows,
-    metric: str,
-    direction: Direction,
-    min_labelled: int,
-    compare: QualityComparison,
-) -> GuardrailCheck:
-    name = "quality_vs_champion"
-    needed = max(MIN_ROWS, min_labelled)
-    try:
-        column = metric_column(metric)
-    except MlopsError as exc:
-        return GuardrailCheck(name, NOT_EVALUATED, None, None, str(exc))
-    if "label" not in rows.challenger or column not in rows.challenger:
-        return _missing(name, None, f"label or {column}")
-    labelled = [f.dropna(subset=["label", column]) for f in (rows.champion, rows.challenger)]
-    if min(len(f) for f in labelled) < needed:
+def quality(rows: StageRows, rule: QualityRule) -> GuardrailCheck:
+    """The challenger against the champion on the stage's labelled rows (`rollout.quality`
+    says how); the evidence keeps the numbers that decided."""
+    name = QUALITY
+    label = rule.config.columns.label
+    if label not in rows.challenger or label not in rows.champion:
+        return _missing(name, -rule.max_drop, label)
+    counts = [int(f[label].notna().sum()) for f in (rows.champion, rows.challenger)]
+    if min(counts) < rule.min_per_version:
         return GuardrailCheck(
             name,
             NOT_EVALUATED,
             None,
-            None,
-            f"{len(labelled[0])} champion and {len(labelled[1])} challenger labelled rows, "
-            f"at least {needed} of each needed",
+            -rule.max_drop,
+            f"{counts[0]} champion and {counts[1]} challenger labelled rows, "
+            f"at least {rule.min_per_version} of each needed",
         )
-    verdict = compare(labelled[0], labelled[1], metric, direction)
-    status = BREACH if verdict.verdict == WORSE else PASS
+    try:
+        comparison = compare_live(pd.concat([rows.champion, rows.challenger]), rule.config)
+    except MlopsError as exc:
+        return GuardrailCheck(name, NOT_EVALUATED, None, -rule.max_drop, str(exc))
+    result = comparison.metric(rule.metric)
+    what = "labelled pairs" if comparison.mode == "shadow" else "labelled rows"
+    numbers = {
+        "metric": rule.metric,
+        "mode": comparison.mode,
+        "champion_value": result.champion,
+        "challenger_value": result.challenger,
+        "difference": result.difference,
+        "ci_low": result.ci_low,
+        "ci_high": result.ci_high,
+        "confidence": comparison.confidence,
+        "method": result.method,
+        "verdict": result.verdict,
+        "p_value": result.p_value,
+        "max_drop": rule.max_drop,
+        "rows": comparison.n_compared,
+        "n_champion": comparison.n_champion,
+        "n_challenger": comparison.n_challenger,
+        "min_rows": rule.min_compared,
+        "rows_needed": result.rows_needed,
+        "rule": rule.source,
+    }
+    if comparison.n_compared < rule.min_compared:
+        detail = f"{comparison.n_compared} {what}, at least {rule.min_compared} needed"
+        return GuardrailCheck(name, NOT_EVALUATED, None, -rule.max_drop, detail, numbers)
+    if result.verdict == UNDEFINED:
+        detail = f"{rule.metric} is undefined on these rows (one class only?)"
+        return GuardrailCheck(name, NOT_EVALUATED, None, -rule.max_drop, detail, numbers)
+    # Breached only when even the interval's best end is a larger drop than allowed.
+    breached = result.gain_high < -rule.max_drop
     detail = (
-        f"{metric} {verdict.challenger_value:.4f} against the champion's "
-        f"{verdict.champion_value:.4f}: difference {verdict.difference:+.4f}, "
-        f"{verdict.confidence:.0%} CI [{verdict.ci_low:+.4f}, {verdict.ci_high:+.4f}] "
-        f"({verdict.verdict.replace('_', ' ')})"
+        f"{rule.metric} {result.challenger:.4f} against the champion's {result.champion:.4f}: "
+        f"difference {result.difference:+.4f}, {comparison.confidence:.0%} interval "
+        f"[{result.ci_low:+.4f}, {result.ci_high:+.4f}] ({result.method}, "
+        f"{comparison.n_compared} {what}): {result.verdict}"
+        + (f", a drop of at most {rule.max_drop:g} allowed" if rule.max_drop else "")
     )
-    return GuardrailCheck(name, status, verdict.difference, 0.0, detail, verdict.to_dict())
+    return GuardrailCheck(
+        name, BREACH if breached else PASS, result.gain, -rule.max_drop, detail, numbers
+    )
 
 
 def evaluate_stage(
     rows: StageRows,
     stage: RolloutStage,
     guardrails: Guardrails,
-    metric: str,
-    direction: Direction,
-    compare: QualityComparison = compare_unpaired,
+    quality_rule: QualityRule | None = None,
 ) -> StageEvaluation:
     checks = []
     if guardrails.max_error_rate is not None:
@@ -223,7 +249,11 @@ def evaluate_stage(
     if guardrails.max_prediction_drift is not None:
         checks.append(prediction_drift(rows, guardrails.max_prediction_drift))
     if guardrails.quality_vs_champion:
-        checks.append(quality(rows, metric, direction, stage.min_labelled, compare))
+        checks.append(
+            quality(rows, quality_rule)
+            if quality_rule is not None
+            else GuardrailCheck(QUALITY, NOT_EVALUATED, None, None, "no champion to compare with")
+        )
     labelled = int(rows.challenger["label"].notna().sum()) if "label" in rows.challenger else 0
     minimums = [
         MinimumCheck("minutes", round(rows.elapsed_minutes, 2), stage.min_duration_minutes),

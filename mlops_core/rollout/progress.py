@@ -24,10 +24,11 @@ from mlops_core.governance.promotion.state import (
     STALE as REQUEST_STALE,
 )
 from mlops_core.identity import Actor
-from mlops_core.policy import load_policy
+from mlops_core.policy import ModelPolicy, load_policy
 from mlops_core.rollout.guardrails import (
     BREACH,
     HOLD,
+    MIN_ROWS,
     NOT_EVALUATED,
     READY,
     GuardrailCheck,
@@ -35,7 +36,7 @@ from mlops_core.rollout.guardrails import (
     StageRows,
     evaluate_stage,
 )
-from mlops_core.rollout.quality import QualityComparison, compare_unpaired
+from mlops_core.rollout.quality import QualityRule, quality_rule
 from mlops_core.rollout.state import (
     ABORTED,
     ACTIVE,
@@ -64,9 +65,6 @@ from mlops_core.stores.db import utcnow
 from mlops_core.stores.model_data import load_current
 from mlops_core.stores.registry import Registry
 
-# The quality guardrail's comparison; a paired or sequential test plugs in here.
-QUALITY_COMPARISON: QualityComparison = compare_unpaired
-
 
 @dataclass(frozen=True)
 class TickResult:
@@ -80,13 +78,15 @@ class TickResult:
     publish_error: str | None = None
 
 
-def evaluate(settings: Settings, view: RolloutView, now: datetime) -> StageEvaluation:
+def evaluate(
+    settings: Settings, registry: Registry, view: RolloutView, now: datetime
+) -> StageEvaluation:
     """The stage's minimums and guardrails over the inference log since the stage began."""
     policy = load_policy(settings.policy_file)
+    model_policy = policy.for_model(view.model)
     try:
-        frame = load_current(
-            settings, policy.for_model(view.model).data, view.stage_started_at, now
-        ).frame
+        frame = load_current(settings, model_policy.data, view.stage_started_at, now).frame
+        rule = _quality_rule(registry, model_policy, view)
     except MlopsError as exc:
         return _unreadable(view, str(exc))
     if "model_version" not in frame:
@@ -97,9 +97,23 @@ def evaluate(settings: Settings, view: RolloutView, now: datetime) -> StageEvalu
         challenger=frame[versions == view.version],
         elapsed_minutes=max(0.0, (now - view.stage_started_at).total_seconds() / 60),
     )
-    metric = view.key_metric
-    return evaluate_stage(
-        rows, view.stage, view.guardrails, metric, policy.direction(metric), QUALITY_COMPARISON
+    return evaluate_stage(rows, view.stage, view.guardrails, rule)
+
+
+def _quality_rule(
+    registry: Registry, model_policy: ModelPolicy, view: RolloutView
+) -> QualityRule | None:
+    if not view.guardrails.quality_vs_champion or view.champion_version is None:
+        return None
+    return quality_rule(
+        registry,
+        model_policy,
+        view.model,
+        str(view.champion_version),
+        view.version,
+        view.key_metric,
+        view.stage,
+        MIN_ROWS,
     )
 
 
@@ -227,7 +241,7 @@ def tick_rollout(
             return _promote(settings, registry, audit.SYSTEM, view, now)
         if view.status not in (RUNNING, PAUSED):
             return _result(settings, registry, view, "held")
-        evaluation = evaluate(settings, view, now)
+        evaluation = evaluate(settings, registry, view, now)
         if evaluation.outcome == BREACH:
             changed, after = _rollback(settings, view, evaluation, now)
             return _result(settings, registry, after, ROLLED_BACK if changed else "busy")

@@ -194,21 +194,59 @@ def evaluations(settings: Settings, rollout_id: int) -> list[EvaluationView]:
         .order_by(RolloutEvaluation.id)
     )
     with session_factory(settings.db_url)() as session:
-        return [
-            EvaluationView(
-                id=e.id,
-                rollout_id=e.rollout_id,
-                stage_index=e.stage_index,
-                stage=e.stage_name,
-                traffic=e.traffic,
-                evaluated_at=e.evaluated_at,
-                outcome=e.outcome,
-                summary=e.summary,
-                evidence=e.evidence,
-                sha256=e.sha256,
-            )
-            for e in session.scalars(query)
-        ]
+        return [_evaluation_view(e) for e in session.scalars(query)]
+
+
+def _evaluation_view(e: RolloutEvaluation) -> EvaluationView:
+    return EvaluationView(
+        id=e.id,
+        rollout_id=e.rollout_id,
+        stage_index=e.stage_index,
+        stage=e.stage_name,
+        traffic=e.traffic,
+        evaluated_at=e.evaluated_at,
+        outcome=e.outcome,
+        summary=e.summary,
+        evidence=e.evidence,
+        sha256=e.sha256,
+    )
+
+
+def latest_evaluation(settings: Settings, rollout_id: int) -> EvaluationView | None:
+    query = (
+        select(RolloutEvaluation)
+        .where(RolloutEvaluation.rollout_id == rollout_id)
+        .order_by(RolloutEvaluation.id.desc())
+        .limit(1)
+    )
+    with session_factory(settings.db_url)() as session:
+        found = session.scalars(query).first()
+        return None if found is None else _evaluation_view(found)
+
+
+@dataclass(frozen=True)
+class RunningRollout:
+    """A model's running (or paused) rollout, as the overview lists it."""
+
+    rollout: RolloutView
+    latest: EvaluationView | None
+
+    @property
+    def stage_text(self) -> str:
+        view = self.rollout
+        return f"{view.stage.name} ({view.stage_index + 1} of {len(view.plan.stages)})"
+
+    @property
+    def verdict(self) -> str:
+        if self.latest is None:
+            return "not evaluated yet"
+        return f"{self.latest.outcome}: {self.latest.summary}"
+
+
+def running_rollouts(settings: Settings) -> list[RunningRollout]:
+    """Every active rollout with its latest evaluation, by model."""
+    active = sorted(list_rollouts(settings, active_only=True), key=lambda r: r.model)
+    return [RunningRollout(view, latest_evaluation(settings, view.id)) for view in active]
 
 
 def describe(view: RolloutView) -> str:

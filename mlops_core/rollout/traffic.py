@@ -1,8 +1,9 @@
 """Which version serves a request: a stable bucket of its id against the challenger's share.
 
-The router, the demo's traffic and the tests all assign requests here, so they agree. The
-bucket is uniform on [0, 100) and fixed per request id: a request served by the challenger
-at 10% is still served by it at 25%, so growing a stage never flips a caller back.
+The routing core (`router`), hence the demo's traffic, and the tests all assign requests
+here, so they agree. The bucket is uniform on [0, 100) and fixed per request id: a request
+served by the challenger at 10% is still served by it at 25%, so growing a stage never
+flips a caller back.
 """
 
 from __future__ import annotations

@@ -252,20 +252,28 @@ def retry_apply(
     """Try again to apply a request whose apply failed (or never ran)."""
     require_role(actor, "approver", "apply an approved promotion")
     request = get_request(settings, request_id)
-    if request.status == APPROVED and request.last_error is None and _staged(settings, request):
-        # Only a rollout's own promotion, which failed (last_error), is retried here.
-        raise ActionRefused(
-            f"{request.model_name} is promoted by a staged rollout: start it with "
-            f"`rollout start --request {request_id}`."
-        )
+    why_not = apply_refusal(settings, request)
+    if why_not:
+        raise ActionRefused(why_not)
     claimed, view = _claim(settings, actor, request_id)
     if not claimed:
         raise refusal(view, "apply")
     return _move(settings, registry, actor, view)
 
 
-def _staged(settings: Settings, request: RequestView) -> bool:
-    return load_policy(settings.policy_file).rollout_plan(request.model_name) is not None
+def apply_refusal(settings: Settings, request: RequestView) -> str | None:
+    """Why a retryable request may still not be applied by hand, None when it may: a model
+    with a rollout plan is promoted by its staged rollout, and only that rollout's own
+    promotion, once it failed (last_error), is retried by hand. `retry_apply` refuses with
+    this, and `decide.allowed_actions` offers the action by it."""
+    if request.status != APPROVED or request.last_error is not None:
+        return None
+    if load_policy(settings.policy_file).rollout_plan(request.model_name) is None:
+        return None
+    return (
+        f"{request.model_name} is promoted by a staged rollout: start it with "
+        f"`rollout start --request {request.id}`."
+    )
 
 
 def settle_stopped_apply(

@@ -19,7 +19,7 @@ from mlops_core.governance.gates import (
     summarize,
 )
 from mlops_core.governance.policy_in_force import policy_in_force
-from mlops_core.governance.promotion.apply import apply_approved
+from mlops_core.governance.promotion.apply import apply_approved, apply_refusal
 from mlops_core.governance.promotion.state import (
     APPROVE,
     APPROVED,
@@ -255,7 +255,7 @@ def decision_refusal(actor: Actor, request: RequestView) -> str | None:
     return None
 
 
-def allowed_actions(actor: Actor, request: RequestView) -> list[str]:
+def allowed_actions(settings: Settings, actor: Actor, request: RequestView) -> list[str]:
     """The actions the actor may take on the request now, by the same checks the actions
     run (gates aside: they are evaluated when the approver acts). For showing buttons."""
     may_decide = _permitted(
@@ -270,6 +270,10 @@ def allowed_actions(actor: Actor, request: RequestView) -> list[str]:
         lambda: _check_canceller(request, actor),
     ):
         actions.append("cancel")
-    if request.retryable and holds_role(actor, "approver"):
+    if (
+        request.retryable
+        and holds_role(actor, "approver")
+        and apply_refusal(settings, request) is None
+    ):
         actions.append("retry_apply")
     return actions
