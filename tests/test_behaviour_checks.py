@@ -86,10 +86,11 @@ def _log_evaluation(frame: pd.DataFrame, labels: np.ndarray) -> None:
 
 def _register(name: str, log) -> None:  # noqa: ANN001
     frame, labels = training_frame()
+    mlflow.MlflowClient().create_registered_model(name)
     with mlflow.start_run(run_name=name):
         _log_evaluation(frame, labels)
         info = log(frame, labels)
-    mlflow.register_model(info.model_uri, name)
+    mlflow.MlflowClient().create_model_version(name, info.model_uri, info.run_id)
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +105,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    mlflow.set_experiment("behaviour")
+    experiment = mlflow.MlflowClient().create_experiment(
+        "behaviour", artifact_location=f"{settings.artifact_root}/behaviour"
+    )
+    mlflow.set_experiment(experiment_id=experiment)
     code = [str(TESTS / "behaviour_models.py")]
     try:
 

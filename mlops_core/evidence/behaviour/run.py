@@ -53,11 +53,11 @@ def model_uri(version: VersionInfo) -> str:
 
 
 def _download(registry: Registry, version: VersionInfo, folder: Path) -> Path:
+    # The version's own artifact location: a `models:/` URI would be resolved against
+    # MLflow's global registry URI, not this registry's.
+    location = registry.client.get_model_version_download_uri(version.model_name, version.version)
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=model_uri(version),
-        dst_path=str(folder),
-        tracking_uri=registry.tracking_uri,
-        registry_uri=registry.tracking_uri,
+        artifact_uri=location, dst_path=str(folder), tracking_uri=registry.tracking_uri
     )
     return Path(local)
 
