@@ -366,6 +366,28 @@ def test_a_version_without_checks_is_not_evaluated(tmp_path: Path, store: Settin
         policy.write_text(original)
 
 
+def test_external_reports_count_only_when_the_policy_accepts_them(
+    store: Settings, reports: dict[str, CheckReport]
+) -> None:
+    """A report CI logged with MLflow's own client has no digest in the audit log."""
+    registry = Registry(store.tracking_uri)
+    run_id = registry.get_version("hungry", "1").run_id
+    registry.client.log_text(run_id, reports["hungry"].to_json().decode(), "checks/report.json")
+    unrecorded = stored_check_report(store, "hungry", "1")
+    assert unrecorded.report is None and "was not produced by the panel" in unrecorded.why_not
+    policy = store.data_dir / "policy.toml"
+    original = policy.read_text(encoding="utf-8")
+    try:
+        policy.write_text(
+            original.replace("[defaults]", "[defaults]\naccept_external_evidence = true")
+        )
+        accepted = stored_check_report(store, "hungry", "1")
+        assert accepted.report == reports["hungry"]
+        assert accepted.source.startswith("external evidence (not produced by the panel)")
+    finally:
+        policy.write_text(original)
+
+
 # --- requirements ---------------------------------------------------------------------------
 
 
