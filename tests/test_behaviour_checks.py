@@ -481,3 +481,17 @@ def test_ci_checks_logs_and_gates_a_fresh_version(cli, store: Settings) -> None:
     code, out, _ = cli("gate", "--model", "imputing", "--version", "1", "--json")
     gates = [g for g in json.loads(out)["results"] if g["kind"] == "checks"]
     assert code == 0 and len(gates) == 5 and {g["status"] for g in gates} == {PASSED}
+
+
+def test_a_version_without_model_files_is_a_failed_report(store: Settings, tmp_path: Path) -> None:
+    client = Registry(store.tracking_uri).client
+    client.create_registered_model("ghost")
+    client.create_model_version("ghost", (tmp_path / "gone").as_uri())
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "not-a-model" / "weights.bin").write_bytes(b"\0" * 10)
+    client.create_model_version("ghost", (tmp_path / "not-a-model").as_uri())
+    gone = run_checks(store, "ghost", "1")
+    assert gone.failure.startswith("the model's files could not be downloaded")
+    assert gone.latency is None and gone.outcomes == ()
+    not_a_model = run_checks(store, "ghost", "2")
+    assert not_a_model.failure.startswith("the version's files are not an MLflow model")
