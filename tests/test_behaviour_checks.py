@@ -457,7 +457,11 @@ def test_the_cli_refuses_bad_input_with_exit_2(cli) -> None:  # noqa: ANN001
     assert code == 2 and "--timeout" in err
 
 
-def test_ci_checks_logs_and_gates_a_fresh_version(cli, store: Settings) -> None:  # noqa: ANN001
+def test_ci_checks_logs_and_gates_a_fresh_version(
+    cli,  # noqa: ANN001
+    store: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     code, _, err = cli("check", "--model", "imputing", "--version", "1", "--log")
     assert code == 2 and "changes state" in err  # no token: refused before the model runs
     manage_user(store, None, "ann", "long-enough-pw", ["approver"])
@@ -468,7 +472,7 @@ def test_ci_checks_logs_and_gates_a_fresh_version(cli, store: Settings) -> None:
         "--timeout", "120",
     )  # fmt: skip
     assert code == 2 and "access token" in err
-    os.environ["MLOPS_TOKEN"] = token  # removed again by the fixture's monkeypatch
+    monkeypatch.setenv("MLOPS_TOKEN", token)
     code, out, err = cli(
         "check", "--model", "imputing", "--version", "1", "--log", "--json", "--as", "ann"
     )
