@@ -46,6 +46,7 @@ from sqlalchemy import inspect
 from mlops_core.config import Settings
 from mlops_core.demo.data import SENSITIVE, SPECS, ModelSpec
 from mlops_core.demo.evidence import (
+    seed_behaviour_checks,
     seed_drift_history,
     seed_fairness_evidence,
     seed_quality_checks,
@@ -500,6 +501,8 @@ def run_demo(
         report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
     progress("fairness evidence of every version")
     report.extra += seed_fairness_evidence(settings, acting)
+    progress("behaviour checks of every version, each in a sandboxed process")
+    report.extra += seed_behaviour_checks(settings, acting)
     progress("weekly drift checks")
     report.extra += seed_drift_history(settings, acting)
     progress("quality of each model's inference log")
