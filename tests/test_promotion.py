@@ -25,6 +25,7 @@ from mlops_core.errors import (
     PermissionDenied,
     RegistryUnavailable,
 )
+from mlops_core.evidence.behaviour.report import REPORT_ARTIFACT
 from mlops_core.governance import decision_record
 from mlops_core.governance.promotion.apply import APPLY_TIMEOUT, retry_apply
 from mlops_core.governance.promotion.decide import allowed_actions, approve, cancel, reject
@@ -42,6 +43,7 @@ from mlops_core.governance.promotion.state import (
 from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.identity import Actor
 from mlops_core.stores import audit, db
+from mlops_core.stores.evidence_digests import EVIDENCE_RECORDED
 from mlops_core.stores.registry import Registry
 from tests.servers import free_port
 
@@ -60,19 +62,42 @@ BLOCK_ALIAS_WRITES = [
 ]
 
 
+def carry_check_digests(source: Settings, target: Settings) -> None:
+    """Record in `target`'s panel database the digests `source`'s holds of the demo's
+    behaviour check reports. The copy reads the same report files; without their digests
+    the panel could not vouch for them and every checks gate would be "not evaluated".
+    (Fairness evidence needs none: without a digest it is recomputed.)"""
+    recorded = audit.AuditFilter(action=EVIDENCE_RECORDED)
+    for event in reversed(audit.list_events(source.db_url, recorded)):
+        if REPORT_ARTIFACT in event.details.get("artifacts", {}):
+            audit.record(
+                target,
+                Actor(event.actor, frozenset({"admin"})),
+                EVIDENCE_RECORDED,
+                model=event.model_name,
+                version=event.version,
+                details=event.details,
+            )
+
+
 def copy_demo_env(demo: Settings, folder: Path) -> dict[str, str]:
-    """Environment for a private, consistent copy of the demo's MLflow database."""
+    """Environment for a private, consistent copy of the demo's MLflow database, its panel
+    database holding the digests of the demo's behaviour checks."""
     folder.mkdir(parents=True, exist_ok=True)
     source = sqlite3.connect(demo.tracking_uri.removeprefix("sqlite:///"))
     target = sqlite3.connect(folder / "mlflow.db")
     source.backup(target)
     source.close()
     target.close()
-    return {
+    env = {
         "MLOPS_DATA_DIR": str(folder),
         "MLOPS_INFERENCE_DB_URL": demo.inference_db_url,
         "MLOPS_POLICY_FILE": str(demo.policy_file),
     }
+    copy = load_settings(env)
+    db.upgrade(copy.db_url)
+    carry_check_digests(demo, copy)
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +113,9 @@ def registry(store: Settings) -> Registry:
 def with_panel_db(store: Settings, url: str, folder: Path) -> Settings:
     """The store on another panel database, with that database's own audit anchors."""
     db.upgrade(url)
-    return replace(store, db_url=url, audit_anchor_file=folder / "audit-anchors.jsonl")
+    moved = replace(store, db_url=url, audit_anchor_file=folder / "audit-anchors.jsonl")
+    carry_check_digests(store, moved)
+    return moved
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from mlops_core.evidence.behaviour.report import LatencyStats
 
 BAR_COLOR = "#4d7ea8"
 PERCENTILE_COLORS = {"p50": "#29a36a", "p95": "#f2a541", "p99": "#e4572e"}
+# p95 and p99 often share a slow tail: their labels go on either side of their lines.
+LABEL_SIDES = {"p50": "top right", "p95": "top left", "p99": "top right"}
 GATE_COLOR = "#333333"
 
 
@@ -37,7 +39,7 @@ def latency_figure(latency: LatencyStats, title: str, max_p99_ms: float | None =
             line_dash="dot",
             line_color=PERCENTILE_COLORS[name],
             annotation_text=f"{name} {value:.1f} ms",
-            annotation_position="top",
+            annotation_position=LABEL_SIDES[name],
         )
     if max_p99_ms is not None:
         figure.add_vline(
@@ -45,7 +47,7 @@ def latency_figure(latency: LatencyStats, title: str, max_p99_ms: float | None =
             line_dash="dash",
             line_color=GATE_COLOR,
             annotation_text=f"gate: p99 ≤ {max_p99_ms:g} ms",
-            annotation_position="bottom right",
+            annotation_position="bottom left",
         )
     figure.update_layout(
         title=html.escape(title),
