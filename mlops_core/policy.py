@@ -112,6 +112,28 @@ class DriftPolicy(_Strict):
     columns: list[str] | None = None
 
 
+class ChecksPolicy(_Strict):
+    """Gates on the stored behaviour checks of a version (`python -m mlops_core check`)."""
+
+    max_latency_p99_ms: float | None = Field(None, gt=0)
+    require_deterministic: bool = False
+    # "predict": rows with missing values must be predicted; "clear_error": predicted or
+    # refused with a clear error; "any": not gated.
+    missing_values: Literal["predict", "clear_error", "any"] = "any"
+    min_throughput_rows_per_s: float | None = Field(None, gt=0)
+    max_model_size_mb: float | None = Field(None, gt=0)
+
+    @property
+    def gates_anything(self) -> bool:
+        return (
+            self.max_latency_p99_ms is not None
+            or self.require_deterministic
+            or self.missing_values != "any"
+            or self.min_throughput_rows_per_s is not None
+            or self.max_model_size_mb is not None
+        )
+
+
 # Quality metrics of live traffic once labels arrive (evidence.quality_metrics computes them).
 CLASSIFICATION_QUALITY_METRICS = (
     "roc_auc",
@@ -281,6 +303,7 @@ class ModelPolicy(_Strict):
     drift: DriftPolicy | None = None
     monitoring: MonitoringPolicy | None = None
     live_comparison: LiveComparisonPolicy | None = None
+    checks: ChecksPolicy | None = None
     data: DataSources = Field(default_factory=DataSources)
     # A staged rollout instead of moving the target at once on approval.
     rollout: RolloutPlan | None = None

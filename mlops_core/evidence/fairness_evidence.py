@@ -21,21 +21,16 @@ from __future__ import annotations
 import json
 import math
 import re
-import tempfile
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
 from mlflow.entities import Metric, RunTag
-from mlflow.exceptions import MlflowException
-from requests.exceptions import RequestException
 
 from mlops_core.config import Settings
-from mlops_core.errors import InvalidInput, MlopsError, NotFound, RegistryUnavailable
+from mlops_core.errors import InvalidInput, MlopsError, NotFound
 from mlops_core.evidence.fairness import (
     INTERSECTION_SEPARATOR,
     MINIMUM_METRICS,
@@ -43,6 +38,13 @@ from mlops_core.evidence.fairness import (
     FairnessConfig,
     FairnessReport,
     evaluate_fairness,
+)
+from mlops_core.evidence.stored_evidence import (
+    has_artifact,
+    stored_bytes,
+    storing,
+    trust_stored,
+    upload_evidence,
 )
 from mlops_core.evidence.task import detect_task
 from mlops_core.identity import Actor
@@ -57,8 +59,7 @@ from mlops_core.policy import (
     metric_direction,
 )
 from mlops_core.stores.data_discovery import FoundData, find_data
-from mlops_core.stores.evidence_digests import UNRECORDED, check_evidence, record_evidence
-from mlops_core.stores.registry import Registry, VersionInfo, mlflow_error_message
+from mlops_core.stores.registry import Registry, VersionInfo
 from mlops_core.stores.sources import LoadedData
 
 REPORT_DIR = "fairness"
@@ -66,7 +67,7 @@ REPORT_FILE = "report.json"
 REPORT_ARTIFACT = f"{REPORT_DIR}/{REPORT_FILE}"
 PASSED_TAG = "mlops.fairness.passed"
 METRIC_PREFIX = "fairness."
-EXTERNAL = "external evidence (not produced by the panel)"
+WHAT = "fairness evidence"
 # Columns with more distinct values than this are identifiers or measurements, not groups.
 MAX_SENSITIVE_VALUES = 50
 # Whole numbers are group codes (0/1 flags, bands) only when there are this few of them.
@@ -230,19 +231,6 @@ def _passed_tag(passed: bool | None) -> str:
     return {True: "true", False: "false", None: "none"}[passed]
 
 
-@contextmanager
-def _storing(registry: Registry, run_id: str) -> Iterator[None]:
-    try:
-        yield
-    except (MlflowException, RequestException) as exc:
-        raise mlflow_error_message(exc, registry.tracking_uri) from None
-    except OSError as exc:
-        # A local artifact store reports a full disk or a read-only folder this way.
-        raise RegistryUnavailable(
-            f"Could not store the fairness evidence on run {run_id}: {exc}"
-        ) from None
-
-
 def log_fairness_evidence(
     settings: Settings,
     registry: Registry,
@@ -255,21 +243,8 @@ def log_fairness_evidence(
 
     Logging again replaces report.json and adds a new point to each metric.
     """
-    run_id = version.run_id
-    if run_id is None:
-        raise InvalidInput(
-            f"{version.model_name} v{version.version} has no run to store fairness evidence on."
-        )
     data = json.dumps(report.to_dict(), indent=2, allow_nan=False).encode("utf-8")
-    client = registry.client
-    with tempfile.TemporaryDirectory(prefix="mlops-fairness-") as folder:
-        path = Path(folder) / REPORT_FILE
-        path.write_bytes(data)
-        with _storing(registry, run_id):
-            client.log_artifact(run_id, str(path), REPORT_DIR)
-    record_evidence(
-        settings, actor, version.model_name, version.version, run_id, {REPORT_ARTIFACT: data}
-    )
+    run_id = upload_evidence(settings, registry, version, REPORT_ARTIFACT, data, actor, WHAT)
     now = int(datetime.now(UTC).timestamp() * 1000)
     metrics = [
         Metric(metric_key(feature.name, metric), value, now, 0)
@@ -277,23 +252,18 @@ def log_fairness_evidence(
         for metric in report.metrics
         if not math.isnan(value := feature.disparity(metric))
     ]
-    with _storing(registry, run_id):
-        client.log_batch(
+    with storing(registry, run_id, WHAT):
+        registry.client.log_batch(
             run_id, metrics=metrics, tags=[RunTag(PASSED_TAG, _passed_tag(report.passed))]
         )
 
 
 def has_stored_report(registry: Registry, run_id: str) -> bool:
-    return REPORT_ARTIFACT in registry.list_artifacts(run_id, REPORT_DIR)
+    return has_artifact(registry, run_id, REPORT_ARTIFACT)
 
 
 def _stored_bytes(registry: Registry, run_id: str) -> bytes | None:
-    if not has_stored_report(registry, run_id):
-        return None
-    with tempfile.TemporaryDirectory(prefix="mlops-fairness-") as folder:
-        with _storing(registry, run_id):
-            local = registry.client.download_artifacts(run_id, REPORT_ARTIFACT, folder)
-        return Path(local).read_bytes()
+    return stored_bytes(registry, run_id, REPORT_ARTIFACT, WHAT)
 
 
 def _parse_report(data: bytes, run_id: str) -> FairnessReport:
@@ -344,22 +314,13 @@ def _stored_verdict(
     data = _stored_bytes(registry, run_id)
     if data is None:
         return _StoredVerdict(why_not="no evidence is stored on the run")
-    check = check_evidence(settings.db_url, model, run_id, REPORT_ARTIFACT, data)
-    # Accepting external evidence never lets through bytes that contradict a recorded
-    # digest: those replaced the panel's own evidence.
-    external = check.integrity == UNRECORDED and policy.accept_external_evidence
-    if not (check.verified or external):
-        return _StoredVerdict(why_not=check.summary, rejected=True)
+    trust = trust_stored(settings, policy, model, run_id, REPORT_ARTIFACT, data)
+    if not trust.usable:
+        return _StoredVerdict(why_not=trust.why_not, rejected=trust.rejected)
     stored = _parse_report(data, run_id)
     if stored.config != _expected_config(stored, policy, sensitive, task):
         return _StoredVerdict(why_not="the stored evidence was computed with other settings")
-    source = (
-        f"stored evidence: {check.summary}"
-        if check.verified
-        else f"{EXTERNAL}: {REPORT_ARTIFACT} of run {run_id}, accepted by the policy "
-        "(accept_external_evidence)"
-    )
-    return _StoredVerdict(FairnessEvidence(stored, source))
+    return _StoredVerdict(FairnessEvidence(stored, trust.source))
 
 
 def fairness_for_version(

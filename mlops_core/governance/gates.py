@@ -20,6 +20,9 @@ Gates, in the order they are reported:
 - `schema`: the latest current data matches the candidate's input signature.
 - `live_comparison`: on live traffic the candidate is no worse than the champion beyond
   the policy's drop, at its confidence (`governance.live_gate`).
+- `checks <measurement>`: each threshold of the policy's checks section on the behaviour
+  checks stored for the candidate (`governance.checks_gate`); none stored, replaced, or a
+  sandbox that did not complete leaves them not evaluated.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from mlops_core.evidence.comparison import TOLERANCE_SLACK, metric_deltas
 from mlops_core.evidence.drift import DriftOptions, compute_drift
 from mlops_core.evidence.fairness_evidence import fairness_for_version
 from mlops_core.evidence.schema_check import check_schema, signature_inputs_for_version
+from mlops_core.governance.checks_gate import CHECKS_KIND, checks_gates
 from mlops_core.governance.live_gate import LIVE_KIND, live_comparison_gate
 from mlops_core.policy import ModelPolicy, Policy, describe_target, load_policy
 from mlops_core.stores.audit import json_safe
@@ -207,6 +211,8 @@ def evaluate_gates(settings: Settings, registry: Registry, model: str, version: 
         results += _guarded("schema", SCHEMA_KIND, _schema, context)
     if model_policy.live_comparison is not None:
         results += _guarded("live_comparison", LIVE_KIND, live_comparison_gate, context)
+    if model_policy.checks is not None and model_policy.checks.gates_anything:
+        results += _guarded("checks", CHECKS_KIND, checks_gates, context)
     return GateReport(
         model=model,
         version=candidate.version,
