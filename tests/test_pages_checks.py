@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from mlops_core.config import Settings, load_settings
+from mlops_core.demo.scenario import fluent_tracking
 from mlops_core.evidence.behaviour.report import (
     CheckOutcome,
     CheckReport,
@@ -62,9 +63,11 @@ def own_version(env: dict[str, str], model: str, like: str, folder: Path) -> str
     )
     run = client.create_run(experiment)
     source = Registry(settings.tracking_uri).get_version(model, like)
-    created = client.create_model_version(
-        model, source.source, run_id=run.info.run_id, model_id=source.logged_model_id
-    )
+    # MLflow looks a models:/m-… source up with the global client.
+    with fluent_tracking(settings.tracking_uri):
+        created = client.create_model_version(
+            model, source.source, run_id=run.info.run_id, model_id=source.logged_model_id
+        )
     return created.version
 
 
@@ -137,7 +140,8 @@ def test_key_figures_say_what_was_not_measured() -> None:
 def test_a_viewer_sees_the_slow_versions_stored_checks_without_a_run_button(
     monkeypatch: pytest.MonkeyPatch, demo_env: dict[str, str]
 ) -> None:
-    at = open_page(monkeypatch, demo_env, "models", VIEWER, model=CREDIT, version="2")
+    at = open_page(monkeypatch, demo_env, "models", VIEWER, model=CREDIT)
+    at.selectbox(key="version").set_value("2").run()
     assert "Behaviour checks" in texts(at, "markdown")
     assert SANDBOX_NOTE in texts(at, "caption")
     assert RUN_BUTTON not in {b.key for b in at.button}
@@ -155,7 +159,8 @@ def test_a_requester_has_no_run_button_and_a_version_without_checks_says_so(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tmp_path: Path
 ) -> None:
     version = own_version(env, CHURN, "1", tmp_path)
-    at = open_page(monkeypatch, env, "models", REQUESTER, model=CHURN, version=version)
+    at = open_page(monkeypatch, env, "models", REQUESTER, model=CHURN)
+    assert str(at.selectbox(key="version").value) == version  # the newest is shown first
     assert RUN_BUTTON not in {b.key for b in at.button}
     assert "No behaviour checks stored for this version — run them (an approver can)" in texts(
         at, "info"
@@ -166,7 +171,8 @@ def test_an_approver_runs_the_checks_and_the_page_shows_the_stored_report(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tmp_path: Path
 ) -> None:
     version = own_version(env, CHURN, "1", tmp_path)
-    at = open_page(monkeypatch, env, "models", APPROVER, model=CHURN, version=version)
+    at = open_page(monkeypatch, env, "models", APPROVER, model=CHURN)
+    assert str(at.selectbox(key="version").value) == version  # the newest is shown first
     assert "No behaviour checks stored" in texts(at, "info")
     at.button(key=RUN_BUTTON).click().run()
     assert_no_exception(at)
@@ -202,8 +208,9 @@ PAGE_PROCESS = textwrap.dedent(
 
     at = AppTest.from_file(sys.argv[1], default_timeout=300)
     at.session_state["actor"] = Actor("approver", frozenset({"approver"}))
-    at.query_params.update({"model": sys.argv[2], "version": sys.argv[3]})
+    at.query_params.update({"model": sys.argv[2]})
     at.run()
+    assert str(at.selectbox(key="version").value) == sys.argv[3]
     at.button(key="version_checks_run").click().run()
     print(json.dumps({
         "exceptions": [str(e.value) for e in at.exception],
