@@ -10,10 +10,12 @@ keep the sandboxes quick); the tests read those reports.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -25,12 +27,17 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+from mlops_core.commands.cli import main
 from mlops_core.config import Settings
 from mlops_core.errors import NotFound, PermissionDenied
+from mlops_core.evidence.behaviour.probe import requirement_warnings
 from mlops_core.evidence.behaviour.report import CheckReport, Progress
 from mlops_core.evidence.behaviour.run import run_checks
 from mlops_core.evidence.behaviour.store import log_check_report, stored_check_report
 from mlops_core.governance.gates import FAILED, NOT_EVALUATED, PASSED, evaluate_gates
+from mlops_core.people.auth import authenticate
+from mlops_core.people.tokens import create_token
+from mlops_core.people.user_admin import manage_user
 from mlops_core.stores import db
 from mlops_core.stores.registry import Registry
 from tests.apptest import APPROVER, VIEWER
@@ -84,12 +91,55 @@ def _log_evaluation(frame: pd.DataFrame, labels: np.ndarray) -> None:
         mlflow.log_artifact(str(path), "evaluation")
 
 
-def _register(name: str, log) -> None:  # noqa: ANN001
+def _register(experiment: str, name: str, log) -> None:  # noqa: ANN001
     frame, labels = training_frame()
-    with mlflow.start_run(run_name=name):
+    mlflow.MlflowClient().create_registered_model(name)
+    with mlflow.start_run(experiment_id=experiment, run_name=name):
         _log_evaluation(frame, labels)
         info = log(frame, labels)
-    mlflow.register_model(info.model_uri, name)
+    mlflow.MlflowClient().create_model_version(name, info.model_uri, info.run_id)
+
+
+def _sklearn(model):  # noqa: ANN001, ANN202
+    def log(frame: pd.DataFrame, labels: np.ndarray):  # noqa: ANN202
+        model.fit(frame, labels)
+        return mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(frame, model.predict_proba(frame)[:, 1]),
+            input_example=frame.head(3),
+            skops_trusted_types=["numpy.dtype"],
+        )
+
+    return log
+
+
+def _custom(python_model, example: bool = True):  # noqa: ANN001, ANN202
+    def log(frame: pd.DataFrame, labels: np.ndarray):  # noqa: ANN202
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=python_model,
+            code_paths=[str(TESTS / "behaviour_models.py")],
+            signature=infer_signature(frame, np.zeros(len(frame))),
+            input_example=frame.head(3) if example else None,
+        )
+
+    return log
+
+
+def _log_models(settings: Settings, bm) -> None:  # noqa: ANN001
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    experiment = mlflow.MlflowClient().create_experiment(
+        "behaviour", artifact_location=f"{settings.artifact_root}/behaviour"
+    )
+    pipeline = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500))
+    _register(experiment, "imputing", _sklearn(pipeline))
+    _register(experiment, "plain", _sklearn(LogisticRegression(max_iter=500)))
+    _register(experiment, "noisy", _custom(bm.NoisyModel()))
+    _register(experiment, "slow", _custom(bm.SlowModel(0.02)))
+    # No input example for these two: logging one would run them here.
+    _register(experiment, "hungry", _custom(bm.HungryModel(1500), example=False))
+    _register(experiment, "stuck", _custom(bm.StuckModel(), example=False))
 
 
 @pytest.fixture(scope="module")
@@ -102,63 +152,31 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         sys.path.insert(0, str(TESTS))
     import behaviour_models as bm  # noqa: PLC0415  (top-level, as the sandbox imports it)
 
+    # The fluent API keeps its tracking URI in MLFLOW_TRACKING_URI too: put both back.
+    variable = os.environ.get("MLFLOW_TRACKING_URI")
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    mlflow.set_experiment("behaviour")
-    code = [str(TESTS / "behaviour_models.py")]
     try:
-
-        def sklearn_model(model):  # noqa: ANN001, ANN202
-            def log(frame, labels):  # noqa: ANN001, ANN202
-                model.fit(frame, labels)
-                return mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    signature=infer_signature(frame, model.predict_proba(frame)[:, 1]),
-                    input_example=frame.head(3),
-                    skops_trusted_types=["numpy.dtype"],
-                )
-
-            return log
-
-        def custom(python_model, example: bool = True):  # noqa: ANN001, ANN202
-            def log(frame, labels):  # noqa: ANN001, ANN202
-                return mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=python_model,
-                    code_paths=code,
-                    signature=infer_signature(frame, np.zeros(len(frame))),
-                    input_example=frame.head(3) if example else None,
-                )
-
-            return log
-
-        _register(
-            "imputing",
-            sklearn_model(make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500))),
-        )
-        _register("plain", sklearn_model(LogisticRegression(max_iter=500)))
-        _register("noisy", custom(bm.NoisyModel()))
-        _register("slow", custom(bm.SlowModel(0.02)))
-        # No input example for these two: logging one would run them here.
-        _register("hungry", custom(bm.HungryModel(1500), example=False))
-        _register("stuck", custom(bm.StuckModel(), example=False))
+        _log_models(settings, bm)
     finally:
         mlflow.set_tracking_uri(previous)
+        if variable is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = variable
     yield settings
 
 
 @pytest.fixture(scope="module")
 def reports(store: Settings) -> dict[str, CheckReport]:
-    return {
-        "imputing": run_checks(store, "imputing", "1", **QUICK),
-        "plain": run_checks(store, "plain", "1", **QUICK),
-        "noisy": run_checks(store, "noisy", "1", **QUICK),
-        "slow": run_checks(store, "slow", "1", **QUICK),
-        "hungry": run_checks(store, "hungry", "1", memory_mb=1024, **QUICK),
-        "stuck": run_checks(store, "stuck", "1", timeout_s=8, **QUICK),
-    }
+    """Every model checked once, side by side: the sandboxes are separate processes."""
+    limits = {"hungry": {"memory_mb": 1024}, "stuck": {"timeout_s": 12}}
+    names = ["imputing", "plain", "noisy", "slow", "hungry", "stuck"]
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        futures = {
+            name: pool.submit(run_checks, store, name, "1", **QUICK, **limits.get(name, {}))
+            for name in names
+        }
+        return {name: future.result() for name, future in futures.items()}
 
 
 def statuses(report: CheckReport) -> dict[str, str]:
@@ -225,7 +243,7 @@ def test_memory_and_time_limits_end_in_a_report(reports: dict[str, CheckReport])
     assert hungry.failure.startswith("exceeded the memory limit of 1024 MB")
     assert hungry.latency is None and hungry.limits.memory_mb == 1024
     stuck = reports["stuck"]
-    assert stuck.failure == "timed out after 8 s"
+    assert stuck.failure == "timed out after 12 s"
     # What the probe measured before it hung is kept.
     assert stuck.input_source.startswith("evaluation set: ") and stuck.rows_used == 300
     assert stuck.model_size_mb is not None and stuck.latency is None
@@ -321,7 +339,7 @@ def test_gates_are_not_evaluated_without_usable_evidence(
     # A sandbox that timed out blocks the gate.
     log_check_report(store, reports["stuck"], APPROVER)
     status, reason = _gates(store, "stuck")["checks latency_p99_ms"]
-    assert status == NOT_EVALUATED and "timed out after 8 s" in reason
+    assert status == NOT_EVALUATED and "timed out after 12 s" in reason
     # Nothing stored (hungry's policy gates nothing, so use the slow model's report
     # overwritten by other bytes: replaced evidence is never used).
     registry = Registry(store.tracking_uri)
@@ -346,3 +364,81 @@ def test_a_version_without_checks_is_not_evaluated(tmp_path: Path, store: Settin
         assert status == NOT_EVALUATED and "check --log" in reason
     finally:
         policy.write_text(original)
+
+
+# --- requirements ---------------------------------------------------------------------------
+
+
+def test_declared_requirements_are_compared_with_what_is_installed(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text(
+        f"mlflow=={mlflow.__version__}\nnumpy==0.0.1\nno-such-package-here==1.0\n"
+        "pandas  # any version\n--index-url https://example.org\n",
+        encoding="utf-8",
+    )
+    warnings = requirement_warnings(tmp_path)
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"numpy==0.0.1 declared, numpy {np.__version__} installed")
+    assert warnings[1] == "no-such-package-here==1.0 is not installed"
+    (tmp_path / "requirements.txt").unlink()
+    (tmp_path / "conda.yaml").write_text(
+        "dependencies:\n- python=3.11\n- pip:\n  - scikit-learn==0.1\n", encoding="utf-8"
+    )
+    assert requirement_warnings(tmp_path)[0].startswith("scikit-learn==0.1 declared")
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, store: Settings):
+    """Run `check` in-process against the store: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(store.data_dir))
+    monkeypatch.delenv("MLOPS_TOKEN", raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_the_cli_prints_a_table_and_fails_on_a_failed_check(cli) -> None:  # noqa: ANN001
+    code, out, err = cli("check", "--model", "noisy", "--version", "1")
+    assert code == 1, err
+    assert "determinism" in out and "FAILED: determinism" in out
+    assert "latency p99" in out and "500 calls" in out  # the default number of calls
+    assert "load: loading the model" in err
+
+
+def test_the_cli_refuses_bad_input_with_exit_2(cli) -> None:  # noqa: ANN001
+    code, _, err = cli("check", "--model", "nobody", "--version", "1")
+    assert code == 2 and err.startswith("error: ")
+    code, _, err = cli("check", "--model", "imputing", "--version", "1", "--timeout", "0")
+    assert code == 2 and "--timeout" in err
+
+
+def test_ci_checks_logs_and_gates_a_fresh_version(cli, store: Settings) -> None:  # noqa: ANN001
+    code, _, err = cli("check", "--model", "imputing", "--version", "1", "--log")
+    assert code == 2 and "changes state" in err  # no token: refused before the model runs
+    manage_user(store, None, "ann", "long-enough-pw", ["approver"])
+    ann = authenticate(store, "ann", "long-enough-pw")
+    token = create_token(store, ann, "ci").secret
+    code, out, err = cli(
+        "check", "--model", "imputing", "--version", "1", "--log", "--json", "--as", "ann",
+        "--timeout", "120",
+    )  # fmt: skip
+    assert code == 2 and "access token" in err
+    os.environ["MLOPS_TOKEN"] = token  # removed again by the fixture's monkeypatch
+    code, out, err = cli(
+        "check", "--model", "imputing", "--version", "1", "--log", "--json", "--as", "ann"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["model"] == "imputing" and data["latency"]["calls"] == 500
+    assert data["throughput_rows"] == 10_000 and data["failure"] == ""
+    stored = stored_check_report(store, "imputing", "1")
+    assert stored.report is not None and json.loads(stored.report.to_json()) == data
+    code, out, _ = cli("gate", "--model", "imputing", "--version", "1", "--json")
+    gates = [g for g in json.loads(out)["results"] if g["kind"] == "checks"]
+    assert code == 0 and len(gates) == 5 and {g["status"] for g in gates} == {PASSED}

@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "quality",
         "quality of a model's served versions on its inference log, champion vs challenger",
     ),
+    "check": (
+        "check",
+        "behaviour checks of a model version in a sandbox: latency, determinism, missing values",
+    ),
     "gate": ("gate", "evaluate the promotion gates of a version"),
     "policy": ("policy", "draft or check the promotion policy"),
     "request": ("workflow", "request the promotion of a version"),

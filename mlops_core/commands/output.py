@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from contextvars import ContextVar
@@ -44,6 +45,15 @@ def json_document_only(enabled: bool) -> Iterator[None]:
             yield
     finally:
         _document.reset(token)
+
+
+def plain(text: object) -> str:
+    """`text` safe to print on a terminal: control characters (escape sequences that could
+    rewrite the screen, carriage returns that hide a line) shown escaped, not obeyed."""
+    return "".join(
+        repr(char)[1:-1] if unicodedata.category(char) in ("Cc", "Cf") else char
+        for char in str(text)
+    )
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -42,17 +42,33 @@ class _Threshold:
         return f"checks {self.key}"
 
 
+def _limit(
+    key: str,
+    limit: float,
+    observe: Callable[[CheckReport], float | None],
+    what: str,
+    ceiling: bool,
+) -> _Threshold:
+    """A measurement that must stay at most (`ceiling`) or at least `limit`."""
+    return _Threshold(
+        key,
+        limit,
+        observe,
+        (lambda v: float(v) <= limit) if ceiling else (lambda v: float(v) >= limit),
+        what.format(f"{'at most' if ceiling else 'at least'} {limit:g}"),
+    )
+
+
 def _thresholds(policy: ChecksPolicy) -> list[_Threshold]:
     found = []
     if policy.max_latency_p99_ms is not None:
-        limit = policy.max_latency_p99_ms
         found.append(
-            _Threshold(
+            _limit(
                 "latency_p99_ms",
-                limit,
+                policy.max_latency_p99_ms,
                 lambda r: r.latency.p99_ms if r.latency else None,
-                lambda v: float(v) <= limit,
-                f"single-row p99 latency must be at most {limit:g} ms",
+                "single-row p99 latency must be {} ms",
+                ceiling=True,
             )
         )
     if policy.require_deterministic:
@@ -79,25 +95,23 @@ def _thresholds(policy: ChecksPolicy) -> list[_Threshold]:
             )
         )
     if policy.min_throughput_rows_per_s is not None:
-        floor = policy.min_throughput_rows_per_s
         found.append(
-            _Threshold(
+            _limit(
                 "throughput_rows_per_s",
-                floor,
+                policy.min_throughput_rows_per_s,
                 lambda r: r.throughput_rows_per_s,
-                lambda v: float(v) >= floor,
-                f"batch throughput must be at least {floor:g} rows/s",
+                "batch throughput must be {} rows/s",
+                ceiling=False,
             )
         )
     if policy.max_model_size_mb is not None:
-        size = policy.max_model_size_mb
         found.append(
-            _Threshold(
+            _limit(
                 "model_size_mb",
-                size,
+                policy.max_model_size_mb,
                 lambda r: r.model_size_mb,
-                lambda v: float(v) <= size,
-                f"the model's files must take at most {size:g} MB",
+                "the model's files must take {} MB",
+                ceiling=True,
             )
         )
     return found

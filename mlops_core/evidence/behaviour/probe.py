@@ -341,6 +341,9 @@ def _finite(answers: np.ndarray) -> bool:
 
 def _message(exc: BaseException) -> str:
     text = str(exc).strip()
+    # MLflow's schema errors start with the whole input and schema; the cause is at the end.
+    _, marker, cause = text.rpartition("Error: ")
+    text = cause.strip() if marker and cause.strip() else text
     first = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {first[:500]}" if first else type(exc).__name__
 

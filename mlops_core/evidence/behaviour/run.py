@@ -53,12 +53,11 @@ def model_uri(version: VersionInfo) -> str:
 
 
 def _download(registry: Registry, version: VersionInfo, folder: Path) -> Path:
-    # MLflow resolves a models:/ URI against its default registry whatever registry_uri
-    # says (models_artifact_repo._get_model_uri_infos), which is not this store unless
-    # MLFLOW_TRACKING_URI happens to name it: ask this registry where the files are.
-    where = registry.client.get_model_version_download_uri(version.model_name, version.version)
+    # The version's own artifact location: a `models:/` URI would be resolved against
+    # MLflow's global registry URI, not this registry's.
+    location = registry.client.get_model_version_download_uri(version.model_name, version.version)
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=where, dst_path=str(folder), tracking_uri=registry.tracking_uri
+        artifact_uri=location, dst_path=str(folder), tracking_uri=registry.tracking_uri
     )
     return Path(local)
 

@@ -77,6 +77,7 @@ def _progress_lines(buffer: bytearray) -> list[Progress]:
 
 
 def _kill(process: subprocess.Popen) -> None:
+    """Kill the probe's whole process group (its session), then reap the probe."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -160,8 +161,8 @@ def run_probe(job: ProbeJob, on_progress: Callable[[Progress], None] | None = No
         try:
             finished = _watch(process, job.timeout_s, on_progress)
         finally:
-            if process.poll() is None:
-                _kill(process)
+            # Also whatever the model started and left behind in the probe's session.
+            _kill(process)
             if process.stdout is not None:
                 process.stdout.close()
     report = _read_report(output) or empty_report(job)
