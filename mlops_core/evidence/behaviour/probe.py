@@ -40,6 +40,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
@@ -63,8 +64,6 @@ from mlops_core.evidence.behaviour.report import (
 MEMORY_EXIT = 3
 WARMUP_CALLS = 20
 LATENCY_CALLS = 500
-# Attempts at a single-row call the OS preempted (see `_timed_call`).
-PREEMPTED_RETRIES = 5
 THROUGHPUT_ROWS = 10_000
 # Words that make a refusal clear: the message says what is wrong with the input.
 _CLEAR_WORDS = ("nan", "missing", "null", "none", "infinit", "not a number", "schema", "dtype")
@@ -416,23 +415,27 @@ def _wrong_type(frame: pd.DataFrame) -> pd.DataFrame:
     return changed
 
 
-def _preemptions() -> int:
-    return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+def _runqueue_wait_ns() -> int | None:
+    """Nanoseconds this thread has waited for a CPU (Linux schedstat), None elsewhere."""
+    try:
+        stats = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").read_text()
+        return int(stats.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _timed_call(model: Any, row: pd.DataFrame) -> float:
-    """Milliseconds of one call. A call during which the OS took the CPU away (an
-    involuntary context switch) measured the machine's load, not the model: it is made
-    again, up to PREEMPTED_RETRIES times. A model that waits (I/O, a sleep) gives the CPU
-    up voluntarily, so its slowness is kept."""
-    for _ in range(PREEMPTED_RETRIES):
-        before = _preemptions()
-        started = time.perf_counter()
-        model.predict(row)
-        elapsed = (time.perf_counter() - started) * 1000
-        if _preemptions() == before:
-            break
-    return elapsed
+    """Milliseconds of one call, less the time the thread was ready to run but waited for a
+    CPU: on a busy machine that wait measures the machine's load, not the model. A model
+    that waits (I/O, a sleep) is not ready to run meanwhile, so its slowness counts."""
+    waited = _runqueue_wait_ns()
+    started = time.perf_counter()
+    model.predict(row)
+    elapsed = (time.perf_counter() - started) * 1000
+    after = _runqueue_wait_ns()
+    if waited is None or after is None:
+        return elapsed
+    return max(0.0, elapsed - (after - waited) / 1e6)
 
 
 def latency_stats(samples: list[float]) -> LatencyStats:
