@@ -149,12 +149,12 @@ def render_checks(
     except MlopsError as exc:
         st.error(plain(redact(str(exc))))
         return
+    if stored.nothing_stored:
+        st.info(NOT_STORED + ("" if runs_model_code(actor) else " (an approver can)") + ".")
+        return
     if stored.report is None:
-        if stored.why_not:
-            st.warning(plain(stored.why_not))
-        else:
-            hint = "" if runs_model_code(actor) else " (an approver can)"
-            st.info(NOT_STORED + hint + ".")
+        # Evidence the panel may not use (replaced, unrecorded, unreadable) says why.
+        st.warning(plain(f"Behaviour checks not usable: {stored.why_not}"))
         return
     if stored.source:
         st.caption(plain(f"Evidence: {stored.source}"))
