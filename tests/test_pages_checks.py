@@ -68,7 +68,7 @@ def own_version(env: dict[str, str], model: str, like: str, folder: Path) -> str
         created = client.create_model_version(
             model, source.source, run_id=run.info.run_id, model_id=source.logged_model_id
         )
-    return created.version
+    return str(created.version)
 
 
 def open_page(
