@@ -147,7 +147,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
         "1",
         1,
     )
-    assert pending.gate_summary == "8 passed"
+    assert pending.gate_summary == "11 passed"
     assert [r.id for r in open_requests(settings)] == [pending.id]
 
     applied = approve(settings, registry, APPROVER, pending.id, "Evidence is clear.")
@@ -158,7 +158,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
     assert tags[TAG_APPROVED_BY] == "approver" and tags[TAG_APPROVED_AT]
     assert (
         applied.decisions[0].comment == "Evidence is clear."
-        and len(applied.decisions[0].gates) == 8
+        and len(applied.decisions[0].gates) == 11
     )
     assert actions(settings, pending.id) == [
         "request",
@@ -219,7 +219,7 @@ def test_one_open_request_per_alias_and_cancel(settings: Settings, registry: Reg
         approve(settings, registry, APPROVER, first.id, "too late")
     second = request(settings, registry, "2")
     assert (
-        second.status == "pending" and second.gate_summary == "6 passed, 1 failed, 1 not evaluated"
+        second.status == "pending" and second.gate_summary == "9 passed, 1 failed, 1 not evaluated"
     )
     assert actions(settings, first.id)[-1] == "cancel"
 
