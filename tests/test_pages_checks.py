@@ -132,7 +132,7 @@ def test_key_figures_say_what_was_not_measured() -> None:
     report = hand_built_report()
     figures = key_figures(report)
     assert figures["latency p99"] == "64.0 ms" and figures["throughput"] == "25,000 rows/s"
-    assert figures["deterministic"] == "yes" and figures["missing values"] == "refused clearly"
+    assert figures["deterministic"] == "yes" and figures["missing values"] == "clear error"
     failed = replace(report, latency=None, deterministic=None, failure="timed out")
     assert key_figures(failed)["latency p99"] == "-" and key_figures(failed)["deterministic"] == "-"
 

@@ -28,13 +28,13 @@ NOT_STORED = "No behaviour checks stored for this version — run them"
 STATUS_WORDS = {
     "passed": "passed",
     "failed": "failed",
-    "clear_error": "refused clearly",
+    "clear_error": "clear error",
     "warning": "warning",
     "skipped": "skipped",
 }
 MISSING_WORDS = {
     "predict": "predicted",
-    "clear_error": "refused clearly",
+    "clear_error": "clear error",
     "unclear_failure": "unclear failure",
 }
 
@@ -157,5 +157,5 @@ def render_checks(
         st.warning(plain(f"Behaviour checks not usable: {stored.why_not}"))
         return
     if stored.source:
-        st.caption(plain(f"Evidence: {stored.source}"))
+        st.caption(plain(stored.source[:1].upper() + stored.source[1:]))
     show_report(stored.report, max_p99_ms, key)
