@@ -100,7 +100,11 @@ def _register(experiment: str, name: str, log) -> None:  # noqa: ANN001
     mlflow.MlflowClient().create_model_version(name, info.model_uri, info.run_id)
 
 
-def _sklearn(model):  # noqa: ANN001, ANN202
+# Stated, so that logging does not run each model in a subprocess to infer them.
+REQUIREMENTS = ["mlflow", "scikit-learn", "pandas"]
+
+
+def _sklearn(model, requirements: list[str] = REQUIREMENTS):  # noqa: ANN001, ANN202
     def log(frame: pd.DataFrame, labels: np.ndarray):  # noqa: ANN202
         model.fit(frame, labels)
         return mlflow.sklearn.log_model(
@@ -109,6 +113,7 @@ def _sklearn(model):  # noqa: ANN001, ANN202
             signature=infer_signature(frame, model.predict_proba(frame)[:, 1]),
             input_example=frame.head(3),
             skops_trusted_types=["numpy.dtype"],
+            pip_requirements=requirements,
         )
 
     return log
@@ -122,6 +127,7 @@ def _custom(python_model, example: bool = True):  # noqa: ANN001, ANN202
             code_paths=[str(TESTS / "behaviour_models.py")],
             signature=infer_signature(frame, np.zeros(len(frame))),
             input_example=frame.head(3) if example else None,
+            pip_requirements=REQUIREMENTS,
         )
 
     return log
@@ -134,7 +140,9 @@ def _log_models(settings: Settings, bm) -> None:  # noqa: ANN001
     )
     pipeline = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500))
     _register(experiment, "imputing", _sklearn(pipeline))
-    _register(experiment, "plain", _sklearn(LogisticRegression(max_iter=500)))
+    # Logged with a scikit-learn nobody has: a requirements warning.
+    plain = LogisticRegression(max_iter=500)
+    _register(experiment, "plain", _sklearn(plain, ["mlflow", "scikit-learn==0.20.0"]))
     _register(experiment, "noisy", _custom(bm.NoisyModel()))
     _register(experiment, "slow", _custom(bm.SlowModel(0.02)))
     # No input example for these two: logging one would run them here.
@@ -166,14 +174,21 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     yield settings
 
 
+PROGRESS: list[Progress] = []
+
+
 @pytest.fixture(scope="module")
 def reports(store: Settings) -> dict[str, CheckReport]:
     """Every model checked once, side by side: the sandboxes are separate processes."""
-    limits = {"hungry": {"memory_mb": 1024}, "stuck": {"timeout_s": 12}}
+    options = {
+        "imputing": {"on_progress": PROGRESS.append},
+        "hungry": {"memory_mb": 1024},
+        "stuck": {"timeout_s": 12},
+    }
     names = ["imputing", "plain", "noisy", "slow", "hungry", "stuck"]
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         futures = {
-            name: pool.submit(run_checks, store, name, "1", **QUICK, **limits.get(name, {}))
+            name: pool.submit(run_checks, store, name, "1", **QUICK, **options.get(name, {}))
             for name in names
         }
         return {name: future.result() for name, future in futures.items()}
@@ -198,7 +213,7 @@ def test_a_pipeline_that_imputes_passes_everything(reports: dict[str, CheckRepor
     assert found["schema.wrong_type"] == "passed"
     assert found["schema.missing_column"] == "passed"
     assert found["schema.extra_column"] == "passed"
-    assert found["requirements"] in ("passed", "warning")
+    assert found["requirements"] == "passed" and report.requirement_warnings == ()
     assert report.latency is not None and report.latency.calls == QUICK["latency_calls"]
     assert len(report.latency.samples_ms) == QUICK["latency_calls"]
     assert 0 < report.latency.p50_ms <= report.latency.p95_ms <= report.latency.p99_ms
@@ -223,6 +238,8 @@ def test_a_model_that_refuses_missing_values_says_so_clearly(
     outcome = report.outcome("missing_values.all_nan")
     assert outcome is not None and outcome.status == "clear_error"
     assert "NaN" in outcome.detail
+    assert report.outcome("requirements").status == "warning"
+    assert report.requirement_warnings[0].startswith("scikit-learn==0.20.0 declared")
 
 
 def test_noise_is_not_deterministic(reports: dict[str, CheckReport]) -> None:
@@ -250,13 +267,13 @@ def test_memory_and_time_limits_end_in_a_report(reports: dict[str, CheckReport])
     assert stuck.metrics()["checks.model_size_mb"] == stuck.model_size_mb
 
 
-def test_progress_is_reported_as_the_probe_goes(store: Settings) -> None:
-    steps: list[Progress] = []
-    report = run_checks(store, "imputing", "1", on_progress=steps.append, **QUICK)
-    assert report.completed
-    names = [p.step for p in steps]
+def test_progress_is_reported_as_the_probe_goes(reports: dict[str, CheckReport]) -> None:
+    assert reports["imputing"].completed
+    names = [p.step for p in PROGRESS]
     assert names[0] == "load" and names[-1] == "done"
     assert {"batch_prediction", "missing_values", "latency", "throughput"} <= set(names)
+    latency = [p for p in PROGRESS if p.step == "latency"]
+    assert latency[-1].done == latency[-1].total == QUICK["latency_calls"]
 
 
 def test_unknown_model_or_version_is_an_error(store: Settings) -> None:
@@ -366,6 +383,28 @@ def test_a_version_without_checks_is_not_evaluated(tmp_path: Path, store: Settin
         policy.write_text(original)
 
 
+def test_external_reports_count_only_when_the_policy_accepts_them(
+    store: Settings, reports: dict[str, CheckReport]
+) -> None:
+    """A report CI logged with MLflow's own client has no digest in the audit log."""
+    registry = Registry(store.tracking_uri)
+    run_id = registry.get_version("hungry", "1").run_id
+    registry.client.log_text(run_id, reports["hungry"].to_json().decode(), "checks/report.json")
+    unrecorded = stored_check_report(store, "hungry", "1")
+    assert unrecorded.report is None and "was not produced by the panel" in unrecorded.why_not
+    policy = store.data_dir / "policy.toml"
+    original = policy.read_text(encoding="utf-8")
+    try:
+        policy.write_text(
+            original.replace("[defaults]", "[defaults]\naccept_external_evidence = true")
+        )
+        accepted = stored_check_report(store, "hungry", "1")
+        assert accepted.report == reports["hungry"]
+        assert accepted.source.startswith("external evidence (not produced by the panel)")
+    finally:
+        policy.write_text(original)
+
+
 # --- requirements ---------------------------------------------------------------------------
 
 
@@ -418,7 +457,11 @@ def test_the_cli_refuses_bad_input_with_exit_2(cli) -> None:  # noqa: ANN001
     assert code == 2 and "--timeout" in err
 
 
-def test_ci_checks_logs_and_gates_a_fresh_version(cli, store: Settings) -> None:  # noqa: ANN001
+def test_ci_checks_logs_and_gates_a_fresh_version(
+    cli,  # noqa: ANN001
+    store: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     code, _, err = cli("check", "--model", "imputing", "--version", "1", "--log")
     assert code == 2 and "changes state" in err  # no token: refused before the model runs
     manage_user(store, None, "ann", "long-enough-pw", ["approver"])
@@ -429,7 +472,7 @@ def test_ci_checks_logs_and_gates_a_fresh_version(cli, store: Settings) -> None:
         "--timeout", "120",
     )  # fmt: skip
     assert code == 2 and "access token" in err
-    os.environ["MLOPS_TOKEN"] = token  # removed again by the fixture's monkeypatch
+    monkeypatch.setenv("MLOPS_TOKEN", token)
     code, out, err = cli(
         "check", "--model", "imputing", "--version", "1", "--log", "--json", "--as", "ann"
     )
@@ -442,3 +485,17 @@ def test_ci_checks_logs_and_gates_a_fresh_version(cli, store: Settings) -> None:
     code, out, _ = cli("gate", "--model", "imputing", "--version", "1", "--json")
     gates = [g for g in json.loads(out)["results"] if g["kind"] == "checks"]
     assert code == 0 and len(gates) == 5 and {g["status"] for g in gates} == {PASSED}
+
+
+def test_a_version_without_model_files_is_a_failed_report(store: Settings, tmp_path: Path) -> None:
+    client = Registry(store.tracking_uri).client
+    client.create_registered_model("ghost")
+    client.create_model_version("ghost", (tmp_path / "gone").as_uri())
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "not-a-model" / "weights.bin").write_bytes(b"\0" * 10)
+    client.create_model_version("ghost", (tmp_path / "not-a-model").as_uri())
+    gone = run_checks(store, "ghost", "1")
+    assert gone.failure.startswith("the model's files could not be downloaded")
+    assert gone.latency is None and gone.outcomes == ()
+    not_a_model = run_checks(store, "ghost", "2")
+    assert not_a_model.failure.startswith("the version's files are not an MLflow model")

@@ -10,6 +10,7 @@ raise; whatever the model does (fail to load, crash, hang, eat memory) is in the
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import mlflow.artifacts
 import pandas as pd
+import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from requests.exceptions import RequestException
@@ -43,6 +45,8 @@ DEFAULT_MEMORY_MB = 4096
 MAX_EVALUATION_ROWS = 1000
 INPUT_EXAMPLE = "the version's input example"
 
+logger = logging.getLogger(__name__)
+
 
 class NoRows(InvalidInput):
     """The version has neither an input example nor an evaluation set to check it on."""
@@ -62,11 +66,13 @@ def _download(registry: Registry, version: VersionInfo, folder: Path) -> Path:
     return Path(local)
 
 
-def _tabular(example: object) -> pd.DataFrame:
-    frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
-    if frame.empty:
-        raise NoRows("the input example has no rows")
-    return frame.reset_index(drop=True)
+def _tabular(example: object) -> pd.DataFrame | None:
+    """The input example as rows, or None when it is not a table (a tensor, a string)."""
+    try:
+        frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
+    except (ValueError, TypeError):
+        return None
+    return None if frame.empty else frame.reset_index(drop=True)
 
 
 def _evaluation_rows(
@@ -86,15 +92,28 @@ def _evaluation_rows(
     return rows, f"evaluation set: {found.description} (first {len(rows)} rows)"
 
 
+def _input_example(mlmodel: Model, model_dir: Path) -> pd.DataFrame | None:
+    if not mlmodel.saved_input_example_info:
+        return None
+    try:
+        example = mlmodel.load_input_example(str(model_dir))
+    except (MlflowException, OSError, ValueError) as exc:
+        logger.warning("The input example of %s cannot be read: %s", model_dir, exc)
+        return None
+    return None if example is None else _tabular(example)
+
+
 def pick_rows(
-    registry: Registry, policy: ModelPolicy, version: VersionInfo, model_dir: Path
+    registry: Registry,
+    policy: ModelPolicy,
+    version: VersionInfo,
+    mlmodel: Model,
+    model_dir: Path,
 ) -> tuple[pd.DataFrame, str]:
     """The rows to check the model on, and where they came from."""
-    mlmodel = Model.load(str(model_dir))
-    if mlmodel.saved_input_example_info:
-        example = mlmodel.load_input_example(str(model_dir))
-        if example is not None:
-            return _tabular(example), INPUT_EXAMPLE
+    example = _input_example(mlmodel, model_dir)
+    if example is not None:
+        return example, INPUT_EXAMPLE
     inputs = mlmodel.signature.inputs.input_names() if mlmodel.signature else None
     try:
         return _evaluation_rows(registry, policy, version, inputs)
@@ -103,6 +122,11 @@ def pick_rows(
             f"{version.model_name} v{version.version} has no input example and no evaluation "
             f"set to check it on: {exc}"
         ) from None
+
+
+def _failed(job: ProbeJob, why: str) -> CheckReport:
+    """A report of a check that never reached the sandbox."""
+    return replace(empty_report(job), failure=why.splitlines()[0])
 
 
 def run_checks(
@@ -145,9 +169,12 @@ def run_checks(
         try:
             model_dir = _download(registry, found, work / "model")
         except (MlflowException, RequestException, OSError) as exc:
-            failure = f"the model's files could not be downloaded: {exc}"
-            return replace(empty_report(job), failure=failure.splitlines()[0])
-        rows, source = pick_rows(registry, policy, found, model_dir)
+            return _failed(job, f"the model's files could not be downloaded: {exc}")
+        try:
+            mlmodel = Model.load(str(model_dir))
+        except (MlflowException, OSError, ValueError, yaml.YAMLError) as exc:
+            return _failed(job, f"the version's files are not an MLflow model: {exc}")
+        rows, source = pick_rows(registry, policy, found, mlmodel, model_dir)
         try:
             rows.to_parquet(job.rows_path, index=False)
         except (ValueError, TypeError, ImportError) as exc:
