@@ -139,10 +139,12 @@ def test_the_checks_job_checks_a_new_version_once_and_leaves_checked_ones(
     assert f"{MODEL} v{version}: checked" in summary
     # The demo's newest credit-default version carries its checks already.
     assert "credit-default v3: checked 20" in summary
-    (event,) = audit.list_events(
-        settings.db_url,
-        audit.AuditFilter(action="evidence_recorded", model=MODEL, actor="worker"),
-    )
+    recorded = audit.AuditFilter(action="evidence_recorded", model=MODEL, actor="worker")
+    (event,) = [
+        e
+        for e in audit.list_events(settings.db_url, recorded)
+        if "checks/report.json" in e.details["artifacts"]
+    ]
     assert event.version == version
     again = run_behaviour_checks(JobContext(settings, "test"))
     assert f"{MODEL} v{version}: checked {stored.created_at}" in again
