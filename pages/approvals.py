@@ -17,6 +17,7 @@ from mlops_core.policy import describe_target, load_policy
 from ui import approvals_actions as actions
 from ui import approvals_views as views
 from ui.app_state import or_stop, registry, settings
+from ui.checks_view import render_checks
 from ui.identity import require_page
 from ui.text import plain
 
@@ -59,6 +60,15 @@ def request_detail(view: RequestView) -> None:
     views.fairness_summary(latest)
     views.drift_summary(latest)
     views.live_summary(latest)
+    checks_policy = or_stop(load_policy, current.policy_file).for_model(view.model_name).checks
+    render_checks(
+        current,
+        actor,
+        view.model_name,
+        view.version,
+        checks_policy.max_latency_p99_ms if checks_policy else None,
+        key=f"checks_{view.id}",
+    )
     st.markdown("**Gates**")
     moments = {"at request": view.gates_at_request}
     for decision in view.decisions:

@@ -28,6 +28,7 @@ from mlops_core.policy import Policy, describe_target, load_policy
 from mlops_core.stores.registry import ModelSummary
 from ui.app_state import REGISTRY_TTL_SECONDS, or_stop, registry, settings
 from ui.approvals_views import gates_frame
+from ui.checks_view import render_checks
 from ui.comparison_view import (
     MISSING,
     REFRESH_HINT,
@@ -285,6 +286,15 @@ with versions_tab:
     lineage = or_stop(cached_lineage, current.tracking_uri, name, version)
     lineage_section(lineage)
     registered_gates_section(name, version)
+    checks_policy = model_policy.checks
+    render_checks(
+        current,
+        actor,
+        name,
+        version,
+        checks_policy.max_latency_p99_ms if checks_policy else None,
+        key="version_checks",
+    )
 
 with champion_tab:
     champion = summary.champion.version if summary.champion else None

@@ -8,6 +8,9 @@ from mlops_core.config import Settings
 from mlops_core.demo.data import SPECS
 from mlops_core.demo.scenario import DRIFT_FROM_WEEK, WEEKS, inference_table, run_demo
 from mlops_core.errors import PermissionDenied
+from mlops_core.evidence.behaviour.store import stored_check_report
+from mlops_core.governance.checks_gate import CHECKS_KIND
+from mlops_core.governance.gates import FAILED, PASSED, evaluate_gates
 from mlops_core.people.auth import resolve_local_actor
 from mlops_core.people.user_admin import BOOTSTRAP
 from mlops_core.policy import BOOKKEEPING_COLUMNS
@@ -71,6 +74,35 @@ def test_candidates_make_approving_and_rejecting_real_decisions(
     assert disparity(fair_eval) < 0.05
     assert disparity(champion_eval) < 0.05
     assert {"gender", "age_band", "label", "score", "prediction"} <= set(fair_eval.columns)
+
+
+def test_every_version_carries_its_behaviour_checks(
+    demo_settings: Settings, registry: Registry
+) -> None:
+    for spec in SPECS:
+        for version in registry.list_versions(spec.name):
+            stored = stored_check_report(demo_settings, spec.name, version.version)
+            report = stored.report
+            assert report is not None and report.completed, (spec.name, version.version, stored)
+            assert report.deterministic and report.missing_values == "clear_error"
+            assert "sha256 matches audit event" in stored.source
+
+
+def test_the_slow_version_fails_the_latency_gate_and_the_fair_one_passes_it(
+    demo_settings: Settings, registry: Registry
+) -> None:
+    def checks(version: str) -> dict:
+        report = evaluate_gates(demo_settings, registry, "credit-default", version)
+        return {g.name: g for g in report.results if g.kind == CHECKS_KIND}
+
+    slow = checks("2")
+    latency = slow.pop("checks latency_p99_ms")
+    assert latency.status == FAILED and latency.observed > 50 and latency.threshold == 50
+    assert {g.status for g in slow.values()} == {PASSED}
+    fast = checks("3")
+    assert set(fast) == {"checks latency_p99_ms", "checks deterministic", "checks missing_values"}
+    assert {g.status for g in fast.values()} == {PASSED}, fast
+    assert fast["checks latency_p99_ms"].observed < 50
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)

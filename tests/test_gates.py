@@ -44,8 +44,11 @@ def test_the_fair_better_candidate_passes_every_gate_with_its_evidence(
         "drift",
         "schema",
         "live_comparison",
+        "checks latency_p99_ms",
+        "checks deterministic",
+        "checks missing_values",
     ]
-    assert report.passed and report.champion_version == "1" and report.summary == "8 passed"
+    assert report.passed and report.champion_version == "1" and report.summary == "11 passed"
     version_run = registry.get_version(CHURN, "3").run_id
     assert version_run in gates["min roc_auc"].evidence
     assert gates["regression roc_auc"].details["delta"] > 0

@@ -55,7 +55,7 @@ def test_requester_requests_a_promotion(monkeypatch, env) -> None:
     at.text_area(key="request_reason").input("Better ROC AUC and fair by gender.")
     at.button(key="FormSubmitter:request_form-Request promotion").click().run()
     assert_no_exception(at)
-    assert "Request #1 created for churn-predictor v3: gates 8 passed" in texts(at, "success")
+    assert "Request #1 created for churn-predictor v3: gates 11 passed" in texts(at, "success")
     # The new request is open in the queue at once.
     assert at.selectbox(key="queue_pick").value.startswith("#1 churn-predictor v3")
     assert "Request #1: churn-predictor v3 → alias champion" in texts(at, "subheader")
@@ -117,10 +117,11 @@ def test_rollback_through_the_page(monkeypatch, env, registry) -> None:
 
 def test_audit_page_filters_verifies_and_exports(monkeypatch, env) -> None:
     at = open_page(monkeypatch, env, "audit", VIEWER)
-    # policy read (first), request, gates at request, gates at approval, approve,
-    # apply_started, apply, rollback
-    assert texts(at, "success").startswith("Audit chain intact: 8 events")
-    assert len(at.dataframe[0].value) == 8
+    # The digests of the demo's six check reports (the copy carries them), then policy
+    # read, request, gates at request, gates at approval, approve, apply_started, apply,
+    # rollback
+    assert texts(at, "success").startswith("Audit chain intact: 14 events")
+    assert len(at.dataframe[0].value) == 14
     # Long JSON details and hashes are shown for a picked event, not as table columns.
     assert "details" not in at.dataframe[0].value and "hash" not in at.dataframe[0].value
     assert "Pick an event in the table" in texts(at, "caption")

@@ -25,6 +25,7 @@ from mlops_core.errors import (
     PermissionDenied,
     RegistryUnavailable,
 )
+from mlops_core.evidence.behaviour.report import REPORT_ARTIFACT
 from mlops_core.governance import decision_record
 from mlops_core.governance.promotion.apply import APPLY_TIMEOUT, retry_apply
 from mlops_core.governance.promotion.decide import allowed_actions, approve, cancel, reject
@@ -42,6 +43,7 @@ from mlops_core.governance.promotion.state import (
 from mlops_core.governance.promotion.submit import request_promotion
 from mlops_core.identity import Actor
 from mlops_core.stores import audit, db
+from mlops_core.stores.evidence_digests import EVIDENCE_RECORDED
 from mlops_core.stores.registry import Registry
 from tests.servers import free_port
 
@@ -60,19 +62,42 @@ BLOCK_ALIAS_WRITES = [
 ]
 
 
+def carry_check_digests(source: Settings, target: Settings) -> None:
+    """Record in `target`'s panel database the digests `source`'s holds of the demo's
+    behaviour check reports. The copy reads the same report files; without their digests
+    the panel could not vouch for them and every checks gate would be "not evaluated".
+    (Fairness evidence needs none: without a digest it is recomputed.)"""
+    recorded = audit.AuditFilter(action=EVIDENCE_RECORDED)
+    for event in reversed(audit.list_events(source.db_url, recorded)):
+        if REPORT_ARTIFACT in event.details.get("artifacts", {}):
+            audit.record(
+                target,
+                Actor(event.actor, frozenset({"admin"})),
+                EVIDENCE_RECORDED,
+                model=event.model_name,
+                version=event.version,
+                details=event.details,
+            )
+
+
 def copy_demo_env(demo: Settings, folder: Path) -> dict[str, str]:
-    """Environment for a private, consistent copy of the demo's MLflow database."""
+    """Environment for a private, consistent copy of the demo's MLflow database, its panel
+    database holding the digests of the demo's behaviour checks."""
     folder.mkdir(parents=True, exist_ok=True)
     source = sqlite3.connect(demo.tracking_uri.removeprefix("sqlite:///"))
     target = sqlite3.connect(folder / "mlflow.db")
     source.backup(target)
     source.close()
     target.close()
-    return {
+    env = {
         "MLOPS_DATA_DIR": str(folder),
         "MLOPS_INFERENCE_DB_URL": demo.inference_db_url,
         "MLOPS_POLICY_FILE": str(demo.policy_file),
     }
+    copy = load_settings(env)
+    db.upgrade(copy.db_url)
+    carry_check_digests(demo, copy)
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +113,9 @@ def registry(store: Settings) -> Registry:
 def with_panel_db(store: Settings, url: str, folder: Path) -> Settings:
     """The store on another panel database, with that database's own audit anchors."""
     db.upgrade(url)
-    return replace(store, db_url=url, audit_anchor_file=folder / "audit-anchors.jsonl")
+    moved = replace(store, db_url=url, audit_anchor_file=folder / "audit-anchors.jsonl")
+    carry_check_digests(store, moved)
+    return moved
 
 
 @pytest.fixture
@@ -120,7 +147,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
         "1",
         1,
     )
-    assert pending.gate_summary == "8 passed"
+    assert pending.gate_summary == "11 passed"
     assert [r.id for r in open_requests(settings)] == [pending.id]
 
     applied = approve(settings, registry, APPROVER, pending.id, "Evidence is clear.")
@@ -131,7 +158,7 @@ def test_request_approve_apply_freezes_checks_tags_and_audits(
     assert tags[TAG_APPROVED_BY] == "approver" and tags[TAG_APPROVED_AT]
     assert (
         applied.decisions[0].comment == "Evidence is clear."
-        and len(applied.decisions[0].gates) == 8
+        and len(applied.decisions[0].gates) == 11
     )
     assert actions(settings, pending.id) == [
         "request",
@@ -192,7 +219,7 @@ def test_one_open_request_per_alias_and_cancel(settings: Settings, registry: Reg
         approve(settings, registry, APPROVER, first.id, "too late")
     second = request(settings, registry, "2")
     assert (
-        second.status == "pending" and second.gate_summary == "6 passed, 1 failed, 1 not evaluated"
+        second.status == "pending" and second.gate_summary == "9 passed, 1 failed, 1 not evaluated"
     )
     assert actions(settings, first.id)[-1] == "cancel"
 

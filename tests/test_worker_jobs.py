@@ -12,17 +12,19 @@ from sqlalchemy import select
 
 from mlops_core.config import Settings, load_settings
 from mlops_core.errors import ConfigError
+from mlops_core.evidence.behaviour.store import stored_check_report
 from mlops_core.evidence.monitoring import drift_history, monitoring_experiment
 from mlops_core.evidence.quality_runs import quality_history
 from mlops_core.governance.version_gates import stored_gates
 from mlops_core.policy import Policy
-from mlops_core.stores import db
+from mlops_core.stores import audit, db
 from mlops_core.stores.job_runs import RetryRule, RunRecord
 from mlops_core.stores.registry import Registry
 from mlops_core.stores.worker_tables import NotificationOutbox
 from mlops_core.worker.jobs import (
     JOBS,
     latest_complete_week,
+    run_behaviour_checks,
     run_drift,
     run_quality,
     run_rollout_tick,
@@ -31,6 +33,7 @@ from mlops_core.worker.reactions import VERSION_CREATED, RegistryEvent, react
 from mlops_core.worker.schedule import JobContext, intervals, next_due, slot_of
 from tests.apptest import open_page
 from tests.conftest import settings_for
+from tests.test_pages_checks import own_version
 from tests.test_promotion import copy_demo_env
 
 MODEL = "churn-predictor"
@@ -123,6 +126,28 @@ def test_a_registered_version_shows_its_gates_on_the_models_page(
     assert list(table.value["gate"]) == [g.name for g in stored.results]
     at.selectbox(key="version").set_value("2").run()
     assert any("Not evaluated yet" in c.value for c in at.caption)
+
+
+def test_the_checks_job_checks_a_new_version_once_and_leaves_checked_ones(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    settings = load_settings(env)
+    version = own_version(env, MODEL, "1", tmp_path)
+    summary = run_behaviour_checks(JobContext(settings, "test"))
+    stored = stored_check_report(settings, MODEL, version).report
+    assert stored is not None and stored.completed
+    assert f"{MODEL} v{version}: checked" in summary
+    # The demo's newest credit-default version carries its checks already.
+    assert "credit-default v3: checked 20" in summary
+    recorded = audit.AuditFilter(action="evidence_recorded", model=MODEL, actor="worker")
+    (event,) = [
+        e
+        for e in audit.list_events(settings.db_url, recorded)
+        if "checks/report.json" in e.details["artifacts"]
+    ]
+    assert event.version == version
+    again = run_behaviour_checks(JobContext(settings, "test"))
+    assert f"{MODEL} v{version}: checked {stored.created_at}" in again
 
 
 def run(

@@ -1,5 +1,5 @@
-"""Evidence the demo seeds: fairness reports on every version, a drift check per week and a
-quality check of each model's inference log."""
+"""Evidence the demo seeds: fairness reports and behaviour checks on every version, a drift
+check per week and a quality check of each model's inference log."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pandas as pd
 
 from mlops_core.config import Settings
 from mlops_core.demo.data import SPECS
+from mlops_core.evidence.behaviour.run import run_checks
+from mlops_core.evidence.behaviour.store import log_check_report, stored_check_report
 from mlops_core.evidence.fairness_evidence import has_stored_report, record_fairness_evidence
 from mlops_core.evidence.monitoring import (
     check_model_drift,
@@ -49,6 +51,22 @@ def seed_fairness_evidence(
                 continue
             record_fairness_evidence(settings, registry, model, version.version, actor)
             added.append(f"fairness evidence for {model} v{version.version}")
+    return added
+
+
+def seed_behaviour_checks(settings: Settings, actor: Actor) -> list[str]:
+    """Run and store the behaviour checks of every demo version that has no stored report
+    (each runs the version in its own sandboxed process, a few seconds each)."""
+    settings = _with_installed_policy(settings)
+    registry = Registry(settings.tracking_uri)
+    added = []
+    for spec in SPECS:
+        for version in registry.list_versions(spec.name):
+            if stored_check_report(settings, spec.name, version.version).report is not None:
+                continue
+            report = run_checks(settings, spec.name, version.version)
+            log_check_report(settings, report, actor)
+            added.append(f"behaviour checks of {spec.name} v{version.version}")
     return added
 
 

@@ -46,12 +46,14 @@ from sqlalchemy import inspect
 from mlops_core.config import Settings
 from mlops_core.demo.data import SENSITIVE, SPECS, ModelSpec
 from mlops_core.demo.evidence import (
+    seed_behaviour_checks,
     seed_drift_history,
     seed_fairness_evidence,
     seed_quality_checks,
 )
 from mlops_core.demo.rollout import MODEL as ROLLOUT_MODEL
 from mlops_core.demo.rollout import start_demo_rollout
+from mlops_core.demo.slow_scorer import SlowTailScorer
 from mlops_core.demo.traffic import logged_until, replay
 from mlops_core.identity import Actor
 from mlops_core.people.accounts import create_demo_accounts
@@ -106,7 +108,9 @@ CANDIDATES = [
     ),
     Candidate(
         "random_forest",
-        {"n_estimators": 200, "max_depth": 8},
+        # 60 trees score as well as 200 here and keep a single-row call near 6 ms, well
+        # inside the demo policy's 50 ms p99 latency gate.
+        {"n_estimators": 60, "max_depth": 8},
         False,
         "Random forest without the regional feature: better than the baseline, fair enough.",
     ),
@@ -118,6 +122,11 @@ CANDIDATES = [
 SHADOW_FROM_WEEK = 5
 # credit-default v3's staged rollout starts with this week (`demo.rollout`).
 ROLLOUT_FROM_WEEK = 6
+
+# Logged through the slow-tailed custom scorer (demo/slow_scorer.py): its behaviour checks
+# fail the policy's latency gate, a second reason besides fairness not to promote it.
+SLOW_VERSION = ("credit-default", 2)
+SLOW_NOTE = " Served through a custom scorer whose every 16th call waits 60 ms: check latency."
 
 
 @dataclass
@@ -277,8 +286,9 @@ def _log_frame(frame: pd.DataFrame, artifact_dir: str) -> None:
         mlflow.log_artifact(str(path), artifact_path=artifact_dir)
 
 
-def _train_version(spec: ModelSpec, candidate: Candidate) -> ModelInfo:
-    """Train, evaluate and log one version's model inside the active run."""
+def _train_version(spec: ModelSpec, candidate: Candidate, slow: bool = False) -> ModelInfo:
+    """Train, evaluate and log one version's model inside the active run; a `slow` one
+    through the slow-tailed custom scorer instead of the sklearn flavor."""
     train, evaluation = _datasets(spec)
     if candidate.legacy:
         # The champion is older: trained on less data, as production models usually are.
@@ -316,6 +326,14 @@ def _train_version(spec: ModelSpec, candidate: Candidate) -> ModelInfo:
         context="evaluation",
     )
     signature = infer_signature(train[spec.features], scores)
+    if slow:
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=SlowTailScorer(model),
+            signature=signature,
+            input_example=train[spec.features].head(3),
+            pip_requirements=PIP_REQUIREMENTS,
+        )
     return mlflow.sklearn.log_model(
         model,
         name="model",
@@ -343,13 +361,14 @@ def seed_versions(client: MlflowClient, settings: Settings, spec: ModelSpec) -> 
             run_name=f"{spec.name}-v{number}-{candidate.algorithm}",
             tags={DEMO_TAG: "version"},
         ) as run:
-            info = _train_version(spec, candidate)
+            slow = (spec.name, number) == SLOW_VERSION
+            info = _train_version(spec, candidate, slow)
         # The client registers quietly; mlflow.register_model prints "already exists" lines.
         client.create_model_version(
             spec.name,
             f"models:/{info.model_id}",
             run_id=run.info.run_id,
-            description=candidate.description,
+            description=candidate.description + (SLOW_NOTE if slow else ""),
             model_id=info.model_id,
         )
         added.append(f"{spec.name} v{number}")
@@ -506,6 +525,8 @@ def run_demo(
         report.extra.append(f"example policy copied to {settings.data_dir / 'policy.toml'}")
     progress("fairness evidence of every version")
     report.extra += seed_fairness_evidence(settings, acting)
+    progress("behaviour checks of every version, each in a sandboxed process")
+    report.extra += seed_behaviour_checks(settings, acting)
     report.extra += [f"demo account {name}" for name in create_demo_accounts(settings)]
     progress("credit-default v3: a staged rollout at its 10% stage, and its traffic")
     report.extra += start_demo_rollout(settings, rollout_start(now))

@@ -248,6 +248,13 @@ def require_evidence_writer(actor: Actor | None, action: str) -> None:
         raise PermissionDenied(f"{actor.label} may not {action}: {_needs(EVIDENCE_WRITERS)}.")
 
 
+def runs_model_code(actor: Actor | None) -> bool:
+    """Whether the actor may have the panel's machine run a model's code (its behaviour
+    checks, in a sandbox): approvers and admins. Logging the report still needs an evidence
+    writer; a requester runs `check --log` where the model's code may run, such as CI."""
+    return actor is not None and holds_role(actor, "approver")
+
+
 def page_refusal(actor: Actor | None, page: str) -> str | None:
     """Why the actor may not open the page, or None when they may."""
     roles = PAGE_ROLES[page]

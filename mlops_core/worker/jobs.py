@@ -11,7 +11,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from mlops_core.config import Settings
 from mlops_core.errors import MlopsError
+from mlops_core.evidence.behaviour.run import run_checks
+from mlops_core.evidence.behaviour.store import log_check_report, stored_check_report
 from mlops_core.evidence.monitoring import (
     check_model_drift,
     drift_history,
@@ -24,6 +27,7 @@ from mlops_core.evidence.quality_runs import (
     run_quality_check,
 )
 from mlops_core.governance.promotion.reconcile import reconcile
+from mlops_core.governance.promotion.state import open_requests
 from mlops_core.notifications import load_notifications
 from mlops_core.policy import load_policy
 from mlops_core.rollout.progress import tick_all
@@ -142,6 +146,52 @@ def run_quality(context: JobContext) -> str:
     return for_each_covered_model(context, _check_quality)
 
 
+def versions_to_check(settings: Settings, registry: Registry) -> list[tuple[str, str]]:
+    """The versions a decision may soon need checks for: those of open requests and the
+    newest of each model, of models whose policy has a [checks] table (the policy's consent
+    to running their code on the worker's machine)."""
+    policy = load_policy(settings.policy_file)
+    wanted = [(r.model_name, r.version) for r in open_requests(settings)]
+    for model in registry.model_names():
+        versions = [v.version for v in registry.list_versions(model)]
+        if versions:
+            wanted.append((model, max(versions, key=int)))
+    return [
+        (model, version)
+        for model, version in dict.fromkeys(wanted)
+        if policy.covers(model) and policy.for_model(model).checks is not None
+    ]
+
+
+def _check_behaviour(settings: Settings, model: str, version: str) -> str:
+    stored = stored_check_report(settings, model, version)
+    if stored.report is not None:
+        return f"{model} v{version}: checked {stored.report.created_at}"
+    # No report, or one whose bytes the panel did not record: run them (again).
+    report = run_checks(settings, model, version)
+    log_check_report(settings, report, WORKER)
+    if not report.completed:
+        return f"{model} v{version}: sandbox failed ({report.failure})"
+    failed = [o.name for o in report.outcomes if o.status == "failed"]
+    return f"{model} v{version}: checked" + (f", failed {', '.join(failed)}" if failed else "")
+
+
+def run_behaviour_checks(context: JobContext) -> str:
+    """Run and log the behaviour checks of the versions `versions_to_check` names that have
+    no stored report; one version's failure does not keep the others unchecked."""
+    settings = context.settings
+    registry = Registry(settings.tracking_uri)
+    lines, errors = [], []
+    for model, version in versions_to_check(settings, registry):
+        try:
+            lines.append(_check_behaviour(settings, model, version))
+        except MlopsError as exc:
+            errors.append(f"{model} v{version}: {exc}")
+    if errors:
+        raise MlopsError("; ".join(errors + lines))
+    return "; ".join(lines) or "no versions under a [checks] policy"
+
+
 def run_reconcile(context: JobContext) -> str:
     warnings = reconcile(context.settings, Registry(context.settings.tracking_uri))
     return f"{len(warnings)} warning(s)"
@@ -192,6 +242,7 @@ JOBS: dict[str, Job] = {
         Job("registry_poll", "1m", run_poll, "gates of new versions, aliases moved outside"),
         Job("drift", "6h", run_drift, "drift of each model's latest complete week, logged"),
         Job("quality", "6h", run_quality, "production quality once labels arrive, logged"),
+        Job("checks", "1h", run_behaviour_checks, "behaviour checks of versions awaiting use"),
         Job("audit_verify", "15m", run_audit_verify, "verify the audit chain"),
         Job("rollout_tick", "1m", run_rollout_tick, "move staged rollouts on or roll them back"),
     )

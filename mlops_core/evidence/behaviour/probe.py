@@ -40,6 +40,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
@@ -256,10 +257,9 @@ class _Probe:
         step = max(1, job.latency_calls // 20)
         try:
             for i, row in enumerate(singles):
-                started = time.perf_counter()
-                model.predict(row)
+                elapsed = _timed_call(model, row)
                 if i >= job.warmup_calls:
-                    samples.append((time.perf_counter() - started) * 1000)
+                    samples.append(elapsed)
                     if len(samples) % step == 0:
                         self.say("latency", len(samples), job.latency_calls, "single-row calls")
         except Exception as exc:  # noqa: BLE001
@@ -413,6 +413,29 @@ def _wrong_type(frame: pd.DataFrame) -> pd.DataFrame:
     changed[column] = changed[column].astype(object)
     changed[column] = "not a number" if numeric else 12345.678
     return changed
+
+
+def _runqueue_wait_ns() -> int | None:
+    """Nanoseconds this thread has waited for a CPU (Linux schedstat), None elsewhere."""
+    try:
+        stats = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").read_text()
+        return int(stats.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _timed_call(model: Any, row: pd.DataFrame) -> float:
+    """Milliseconds of one call, less the time the thread was ready to run but waited for a
+    CPU: on a busy machine that wait measures the machine's load, not the model. A model
+    that waits (I/O, a sleep) is not ready to run meanwhile, so its slowness counts."""
+    waited = _runqueue_wait_ns()
+    started = time.perf_counter()
+    model.predict(row)
+    elapsed = (time.perf_counter() - started) * 1000
+    after = _runqueue_wait_ns()
+    if waited is None or after is None:
+        return elapsed
+    return max(0.0, elapsed - (after - waited) / 1e6)
 
 
 def latency_stats(samples: list[float]) -> LatencyStats:

@@ -30,6 +30,7 @@ from mlops_core.people.access import require_evidence_writer
 from mlops_core.stores.registry import Registry
 
 WHAT = "behaviour check report"
+NOT_STORED = "no behaviour checks are stored"
 
 
 class StoredChecks(NamedTuple):
@@ -39,6 +40,11 @@ class StoredChecks(NamedTuple):
     report: CheckReport | None
     why_not: str
     source: str
+
+    @property
+    def nothing_stored(self) -> bool:
+        """No report at all, as opposed to one the panel may not use."""
+        return self.report is None and self.why_not.startswith(NOT_STORED)
 
 
 def log_check_report(settings: Settings, report: CheckReport, actor: Actor) -> None:
@@ -72,7 +78,7 @@ def stored_check_report(settings: Settings, model: str, version: str) -> StoredC
     where = f"{REPORT_ARTIFACT} of run {found.run_id}"
     data = stored_bytes(registry, found.run_id, REPORT_ARTIFACT, WHAT)
     if data is None:
-        why = f"no behaviour checks are stored for {model} v{found.version}"
+        why = f"{NOT_STORED} for {model} v{found.version}"
         return StoredChecks(None, why, where)
     policy = model_policy(settings, model)
     trust = trust_stored(settings, policy, model, found.run_id, REPORT_ARTIFACT, data)
