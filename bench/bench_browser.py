@@ -127,9 +127,8 @@ def _comparison_drawn(page: Page) -> Callable[[], None]:
 
     def settled() -> None:
         tables()
-        page.get_by_test_id("stMain").get_by_test_id("stPlotlyChart").first.locator(
-            ".main-svg"
-        ).first.wait_for()
+        # Other tabs hold charts too (hidden); the one drawn for this comparison is visible.
+        page.get_by_test_id("stMain").locator(".scatterlayer").filter(visible=True).first.wait_for()
 
     return settled
 

@@ -64,7 +64,7 @@ def replay(
     days = requests["timestamp"].dt.floor(BATCH)
     for _, day in requests.groupby(days, sort=True):
         pairs = zip(day["request_id"], day[spec.features].to_dict("records"), strict=True)
-        router.handle_batch(list(pairs), list(day["timestamp"].dt.to_pydatetime()))
+        router.handle_batch(list(pairs), [t.to_pydatetime() for t in day["timestamp"]])
     rows = router.take_rows()
     labels = requests.set_index("request_id")["label"]
     rows["label"] = rows["request_id"].map(labels).astype("Int64")
