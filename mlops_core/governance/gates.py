@@ -27,7 +27,9 @@ Gates, in the order they are reported:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -174,11 +176,14 @@ class _Context:
     candidate_run: RunDetail | None
     champion_run: RunDetail | None
     _current: tuple[pd.DataFrame, str] | None = None
+    # Drift and schema both read the current window, from two gate threads.
+    _current_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def current(self) -> tuple[pd.DataFrame, str]:
-        if self._current is None:
-            self._current = _load_current(self)
-        return self._current
+        with self._current_lock:
+            if self._current is None:
+                self._current = _load_current(self)
+            return self._current
 
 
 def evaluate_gates(settings: Settings, registry: Registry, model: str, version: str) -> GateReport:
@@ -202,17 +207,7 @@ def evaluate_gates(settings: Settings, registry: Registry, model: str, version: 
         candidate_run=registry.get_run(candidate.run_id) if candidate.run_id else None,
         champion_run=registry.get_run(champion.run_id) if champion and champion.run_id else None,
     )
-    results = _metric_gates(context)
-    if model_policy.fairness is not None and model_policy.fairness.thresholds:
-        results += _guarded("fairness", FAIRNESS_KIND, _fairness, context)
-    if model_policy.drift is not None and model_policy.drift.max_drift_share is not None:
-        results += _guarded("drift", DRIFT_KIND, _drift, context)
-    if model_policy.require_schema_match:
-        results += _guarded("schema", SCHEMA_KIND, _schema, context)
-    if model_policy.live_comparison is not None:
-        results += _guarded("live_comparison", LIVE_KIND, live_comparison_gate, context)
-    if model_policy.checks is not None and model_policy.checks.gates_anything:
-        results += _guarded("checks", CHECKS_KIND, checks_gates, context)
+    results = _metric_gates(context) + _evidence_gates(context)
     return GateReport(
         model=model,
         version=candidate.version,
@@ -223,6 +218,48 @@ def evaluate_gates(settings: Settings, registry: Registry, model: str, version: 
         results=results,
         policy_sha256=policy.sha256,
     )
+
+
+def _evidence_gates(context: _Context) -> list[GateResult]:
+    """The gates that read data and stored evidence, in the documented order.
+
+    They wait mostly on MLflow, artifact files and the data sources, so they are evaluated
+    side by side: an approver waits for the slowest of them, not for their sum.
+    """
+    model_policy = context.model_policy
+    wanted: list[tuple[str, str, Callable[[_Context], list[GateResult]], bool]] = [
+        (
+            "fairness",
+            FAIRNESS_KIND,
+            _fairness,
+            model_policy.fairness is not None and bool(model_policy.fairness.thresholds),
+        ),
+        (
+            "drift",
+            DRIFT_KIND,
+            _drift,
+            model_policy.drift is not None and model_policy.drift.max_drift_share is not None,
+        ),
+        ("schema", SCHEMA_KIND, _schema, model_policy.require_schema_match),
+        (
+            "live_comparison",
+            LIVE_KIND,
+            live_comparison_gate,
+            model_policy.live_comparison is not None,
+        ),
+        (
+            "checks",
+            CHECKS_KIND,
+            checks_gates,
+            model_policy.checks is not None and model_policy.checks.gates_anything,
+        ),
+    ]
+    gates = [(name, kind, gate) for name, kind, gate, configured in wanted if configured]
+    if not gates:
+        return []
+    with ThreadPoolExecutor(max_workers=len(gates), thread_name_prefix="gate") as pool:
+        futures = [pool.submit(_guarded, name, kind, gate, context) for name, kind, gate in gates]
+        return [result for future in futures for result in future.result()]
 
 
 def _not_configured(policy: Policy, model: str, version: str) -> GateReport:
