@@ -125,8 +125,7 @@ with new_request:
     if not holds_role(actor, "requester"):
         st.info("Requesting a promotion needs the requester role.")
     else:
-        models = or_stop(mlflow.list_models)
-        names = [m.name for m in models]
+        names = or_stop(mlflow.model_names)
         model = st.selectbox("Model", names, key="request_model")
         policy = or_stop(load_policy, current.policy_file)
         target = policy.serving_target(model) if model else None
@@ -174,8 +173,7 @@ with rollback:
     if not holds_role(actor, "approver"):
         st.info("Rolling back needs the approver role.")
     else:
-        models = or_stop(mlflow.list_models)
-        model = st.selectbox("Model", [m.name for m in models], key="rollback_model")
+        model = st.selectbox("Model", or_stop(mlflow.model_names), key="rollback_model")
         if model:
             plan = or_stop(plan_rollback, current, mlflow, model)
             if plan.refusal:

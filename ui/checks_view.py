@@ -13,10 +13,15 @@ from mlops_core.config import Settings
 from mlops_core.errors import MlopsError
 from mlops_core.evidence.behaviour.report import CheckReport, Progress
 from mlops_core.evidence.behaviour.run import run_checks
-from mlops_core.evidence.behaviour.store import log_check_report, stored_check_report
+from mlops_core.evidence.behaviour.store import (
+    StoredChecks,
+    log_check_report,
+    stored_check_report,
+)
 from mlops_core.identity import Actor
 from mlops_core.people.access import runs_model_code
 from mlops_core.redaction import redact
+from ui.app_state import REGISTRY_TTL_SECONDS
 from ui.charts.checks import latency_figure
 from ui.text import plain
 
@@ -128,6 +133,15 @@ def _run(current: Settings, actor: Actor, model: str, version: str) -> CheckRepo
     return report
 
 
+@st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner=False)
+def _stored(
+    tracking_uri: str, db_url: str, model: str, version: str, _current: Settings
+) -> StoredChecks:
+    # Like the other registry reads of a page, kept briefly: every rerun of Approvals drew
+    # it again. Gates never read this copy; they verify the stored report themselves.
+    return stored_check_report(_current, model, version)
+
+
 def render_checks(
     current: Settings,
     actor: Actor,
@@ -143,9 +157,10 @@ def render_checks(
     if runs_model_code(actor) and st.button("Run behaviour checks", key=f"{key}_run"):
         ran = _run(current, actor, model, version)
         if ran is not None:
+            _stored.clear()
             st.success(plain(f"Behaviour checks of {model} v{version} stored as evidence."))
     try:
-        stored = stored_check_report(current, model, version)
+        stored = _stored(current.tracking_uri, current.db_url, model, version, current)
     except MlopsError as exc:
         st.error(plain(redact(str(exc))))
         return

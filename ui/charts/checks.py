@@ -29,26 +29,24 @@ def latency_figure(latency: LatencyStats, title: str, max_p99_ms: float | None =
             hovertemplate="%{x} ms: %{y} calls<extra></extra>",
         )
     )
-    for name, value in (
-        ("p50", latency.p50_ms),
-        ("p95", latency.p95_ms),
-        ("p99", latency.p99_ms),
-    ):
-        figure.add_vline(
-            x=value,
-            line_dash="dot",
-            line_color=PERCENTILE_COLORS[name],
-            annotation_text=f"{name} {value:.1f} ms",
-            annotation_position=LABEL_SIDES[name],
+    marks = [
+        (value, "dot", PERCENTILE_COLORS[name], f"{name} {value:.1f} ms", LABEL_SIDES[name])
+        for name, value in (
+            ("p50", latency.p50_ms),
+            ("p95", latency.p95_ms),
+            ("p99", latency.p99_ms),
         )
+    ]
     if max_p99_ms is not None:
-        figure.add_vline(
-            x=max_p99_ms,
-            line_dash="dash",
-            line_color=GATE_COLOR,
-            annotation_text=f"gate: p99 ≤ {max_p99_ms:g} ms",
-            annotation_position="bottom left",
+        marks.append(
+            (max_p99_ms, "dash", GATE_COLOR, f"gate: p99 ≤ {max_p99_ms:g} ms", "bottom left")
         )
+    # Plain shapes and annotations, as `add_vline` would make them: one layout update instead
+    # of one validated copy of the layout per line (a tenth of a second on each page run).
+    figure.update_layout(
+        shapes=[_vline(x, dash, color) for x, dash, color, _, _ in marks],
+        annotations=[_label(x, text, side) for x, _, _, text, side in marks],
+    )
     figure.update_layout(
         title=html.escape(title),
         xaxis_title=f"latency of a single-row call (ms), {latency.calls} calls after warm-up",
@@ -59,3 +57,32 @@ def latency_figure(latency: LatencyStats, title: str, max_p99_ms: float | None =
         showlegend=False,
     )
     return figure
+
+
+def _vline(x: float, dash: str, color: str) -> dict:
+    """A vertical line across the plot at `x`."""
+    return {
+        "type": "line",
+        "x0": x,
+        "x1": x,
+        "xref": "x",
+        "y0": 0,
+        "y1": 1,
+        "yref": "y domain",
+        "line": {"dash": dash, "color": color},
+    }
+
+
+def _label(x: float, text: str, side: str) -> dict:
+    """A line's label at its top or bottom, on its left or right."""
+    vertical, horizontal = side.split()
+    return {
+        "x": x,
+        "xref": "x",
+        "y": 1 if vertical == "top" else 0,
+        "yref": "y domain",
+        "text": text,
+        "showarrow": False,
+        "xanchor": "left" if horizontal == "right" else "right",
+        "yanchor": vertical,
+    }
