@@ -20,14 +20,16 @@ from ui.text import plain
 
 T = TypeVar("T")
 REGISTRY_TTL_SECONDS = 30
-# What pages import on their first visit that costs seconds on a small machine: Evidently
-# (Data profiles, Drift) and pandas' Styler (comparisons). The server loads them once in
-# the background when it starts, so the first visitor of those pages does not wait.
+# What costs seconds to import on a small machine: pandas' Styler (comparisons), the
+# profile and drift modules, and Evidently, which pages import only when someone asks for
+# its report. The server loads them once in the background when it starts, in the order
+# pages need them, so the first visitor of those pages does not wait.
 HEAVY_MODULES = (
+    "ui.comparison_view",
     "mlops_core.evidence.profiling",
     "mlops_core.evidence.drift",
-    "ui.comparison_view",
     "ui.reports",
+    "evidently.presets",
 )
 
 

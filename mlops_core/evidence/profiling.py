@@ -12,16 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from evidently import DataDefinition, Dataset, Report
-from evidently.presets import DataSummaryPreset
 
 from mlops_core.errors import InvalidInput
 from mlops_core.evidence.report_safety import harden_report
+
+if TYPE_CHECKING:
+    from evidently import DataDefinition
 
 ColumnType = Literal["numeric", "categorical", "datetime", "boolean"]
 PROFILE_COLUMNS = [
@@ -144,6 +145,11 @@ def evidently_summary(
     """
     if frame.empty or (reference is not None and reference.empty):
         raise InvalidInput("Evidently needs at least one row of data on each side.")
+    # Imported here: Evidently takes seconds to import, and the profile pages need it only
+    # when someone asks for its report.
+    from evidently import Dataset, Report
+    from evidently.presets import DataSummaryPreset
+
     current = _sample(frame, sample_size, seed)
     if reference is not None:
         shared = [c for c in frame.columns if c in reference.columns]
@@ -183,6 +189,8 @@ def _sample(frame: pd.DataFrame, sample_size: int, seed: int) -> pd.DataFrame:
 
 def _data_definition(frame: pd.DataFrame) -> DataDefinition:
     # Declared explicitly so Evidently classifies columns exactly as `profile_frame` does.
+    from evidently import DataDefinition
+
     kinds = {c: column_type(frame[c]) for c in frame.columns}
     return DataDefinition(
         numerical_columns=[c for c, k in kinds.items() if k == "numeric"],
