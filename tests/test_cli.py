@@ -54,6 +54,26 @@ def test_demo_again_adds_nothing(demo_env: dict[str, str]) -> None:
     assert "already has models" in result.stdout
 
 
+def test_a_reader_that_leaves_the_pipe_gets_no_traceback(demo_env: dict[str, str]) -> None:
+    # `python -m mlops_core models --json | head -c 1`: the reader is gone before the end.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "mlops_core", "models", "--json"],
+            cwd=ROOT,
+            env={**os.environ, **demo_env},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
+
+
 def test_unreachable_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
     env = {"MLOPS_DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
     result = run_cli("models", env=env)

@@ -1,8 +1,9 @@
 """`python -m mlops_core`: the same core the UI uses, for people and CI pipelines.
 
 Exit codes: 0 success (or every check passed), 1 a check failed (a gate, drift, fairness),
-2 an error (bad input, unreachable server, refused action). Errors are one clear line on
-stderr, never a traceback.
+2 an error (bad input, unreachable server, refused action), 141 the reader of the output
+went away (`... | head`), as for any Unix tool a closed pipe stops. Errors are one clear
+line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mlops_core.errors import MlopsError
 from mlops_core.redaction import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
 
 
 def _invoked(argv: Sequence[str]) -> str | None:
@@ -54,6 +56,20 @@ def _quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Inside the handler: a reader that left makes this flush fail, here.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # Output nobody reads is not an error worth a traceback; stdout points nowhere so
+        # the interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser(argv).parse_args(argv)
     try:
         with json_document_only(getattr(args, "json", False)):
