@@ -27,7 +27,7 @@ actor = require_page(current, "approvals")
 NOW_KEY = "approvals_gates_now"
 # Set when a request was just made: the next run opens it in the queue.
 FOCUS_KEY = "approvals_focus"
-QUEUE = "Queue"
+QUEUE, HISTORY, REQUEST, ROLLBACK = "Queue", "History", "Request a promotion", "Roll back"
 
 if FOCUS_KEY in st.session_state:
     # Widgets take a new value only before they are drawn, so this runs first.
@@ -93,98 +93,104 @@ def pick_request(requests: list[RequestView], key: str) -> None:
             request_detail(by_label[chosen])
 
 
+# Only the open tab is drawn: two of them show a request's whole evidence, and drawing
+# every tab on each rerun (after an approval, too) doubled what a click costs.
 queue, history, new_request, rollback = st.tabs(
-    [QUEUE, "History", "Request a promotion", "Roll back"], key="approvals_tab"
+    [QUEUE, HISTORY, REQUEST, ROLLBACK], key="approvals_tab", on_change="rerun"
 )
 
-with queue:
-    open_ones = or_stop(open_requests, current)
-    if not open_ones:
-        st.info("No open promotion requests.")
-    else:
-        views.requests_table(open_ones)
-        pick_request(open_ones, "queue_pick")
+if queue.open:
+    with queue:
+        open_ones = or_stop(open_requests, current)
+        if not open_ones:
+            st.info("No open promotion requests.")
+        else:
+            views.requests_table(open_ones)
+            pick_request(open_ones, "queue_pick")
 
-with history:
-    everything = or_stop(list_requests, current)
-    closed = [r for r in everything if not r.is_open]
-    if not closed:
-        st.info("No decided requests yet.")
-    else:
-        views.requests_table(closed)
-        st.markdown("**Decisions**")
-        st.dataframe(
-            views.decisions_history(everything),
-            hide_index=True,
-            width="stretch",
-            column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
-        )
-        pick_request(closed, "history_pick")
-
-with new_request:
-    if not holds_role(actor, "requester"):
-        st.info("Requesting a promotion needs the requester role.")
-    else:
-        names = or_stop(mlflow.model_names)
-        model = st.selectbox("Model", names, key="request_model")
-        policy = or_stop(load_policy, current.policy_file)
-        target = policy.serving_target(model) if model else None
-        if model and target is None:
-            # Refused by the core too; said before anyone fills in the form.
-            st.warning(
-                plain(
-                    f"No policy names where {model} is promoted to, so it cannot be "
-                    f"requested. {policy.missing_entry_help(model)}"
-                )
+if history.open:
+    with history:
+        everything = or_stop(list_requests, current)
+        closed = [r for r in everything if not r.is_open]
+        if not closed:
+            st.info("No decided requests yet.")
+        else:
+            views.requests_table(closed)
+            st.markdown("**Decisions**")
+            st.dataframe(
+                views.decisions_history(everything),
+                hide_index=True,
+                width="stretch",
+                column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
             )
-        elif model:
-            st.caption(plain(f"A promotion moves the {describe_target(target)} of {model}."))
-            versions = or_stop(mlflow.list_versions, model)
-            labels = {
-                f"v{v.version}" + (f" [{', '.join(v.aliases)}]" if v.aliases else ""): v.version
-                for v in versions
-            }
-            with st.form("request_form"):
-                version = st.selectbox("Version", list(labels), key="request_version")
-                reason = st.text_area(
-                    "Why promote it? (required)", key="request_reason", max_chars=MAX_TEXT
-                )
-                submitted = st.form_submit_button("Request promotion", type="primary")
-            if submitted and version:
-                with st.spinner("Evaluating the gates…"):
-                    created = or_stop(
-                        request_promotion,
-                        current,
-                        mlflow,
-                        actor,
-                        model,
-                        labels[version],
-                        reason,
-                    )
-                actions.flash(
-                    "success",
-                    f"Request #{created.id} created for {model} v{created.version}: "
-                    f"gates {created.gate_summary}. It is open below, in the queue.",
-                )
-                st.session_state[FOCUS_KEY] = views.request_label(created)
-                st.rerun()
+            pick_request(closed, "history_pick")
 
-with rollback:
-    if not holds_role(actor, "approver"):
-        st.info("Rolling back needs the approver role.")
-    else:
-        model = st.selectbox("Model", or_stop(mlflow.model_names), key="rollback_model")
-        if model:
-            plan = or_stop(plan_rollback, current, mlflow, model)
-            if plan.refusal:
-                st.info(plain(plan.refusal))
-            else:
-                st.text(
-                    f"The {describe_target(plan.alias)} points at v{plan.current_version}, "
-                    "set by request "
-                    f"#{plan.request.id}. A rollback moves it back to v{plan.target_version}."
+if new_request.open:
+    with new_request:
+        if not holds_role(actor, "requester"):
+            st.info("Requesting a promotion needs the requester role.")
+        else:
+            names = or_stop(mlflow.model_names)
+            model = st.selectbox("Model", names, key="request_model")
+            policy = or_stop(load_policy, current.policy_file)
+            target = policy.serving_target(model) if model else None
+            if model and target is None:
+                # Refused by the core too; said before anyone fills in the form.
+                st.warning(
+                    plain(
+                        f"No policy names where {model} is promoted to, so it cannot be "
+                        f"requested. {policy.missing_entry_help(model)}"
+                    )
                 )
-                actions.rollback_button(plan)
+            elif model:
+                st.caption(plain(f"A promotion moves the {describe_target(target)} of {model}."))
+                versions = or_stop(mlflow.list_versions, model)
+                labels = {
+                    f"v{v.version}" + (f" [{', '.join(v.aliases)}]" if v.aliases else ""): v.version
+                    for v in versions
+                }
+                with st.form("request_form"):
+                    version = st.selectbox("Version", list(labels), key="request_version")
+                    reason = st.text_area(
+                        "Why promote it? (required)", key="request_reason", max_chars=MAX_TEXT
+                    )
+                    submitted = st.form_submit_button("Request promotion", type="primary")
+                if submitted and version:
+                    with st.spinner("Evaluating the gates…"):
+                        created = or_stop(
+                            request_promotion,
+                            current,
+                            mlflow,
+                            actor,
+                            model,
+                            labels[version],
+                            reason,
+                        )
+                    actions.flash(
+                        "success",
+                        f"Request #{created.id} created for {model} v{created.version}: "
+                        f"gates {created.gate_summary}. It is open below, in the queue.",
+                    )
+                    st.session_state[FOCUS_KEY] = views.request_label(created)
+                    st.rerun()
+
+if rollback.open:
+    with rollback:
+        if not holds_role(actor, "approver"):
+            st.info("Rolling back needs the approver role.")
+        else:
+            model = st.selectbox("Model", or_stop(mlflow.model_names), key="rollback_model")
+            if model:
+                plan = or_stop(plan_rollback, current, mlflow, model)
+                if plan.refusal:
+                    st.info(plain(plan.refusal))
+                else:
+                    st.text(
+                        f"The {describe_target(plan.alias)} points at v{plan.current_version}, "
+                        "set by request "
+                        f"#{plan.request.id}. A rollback moves it back to v{plan.target_version}."
+                    )
+                    actions.rollback_button(plan)
 
 # Last, so that a button clicked in this run opens its dialog in this run.
 actions.open_dialog(current, mlflow, actor)

@@ -30,13 +30,22 @@ def registry(env: dict[str, str]) -> Registry:
     return Registry(load_settings(env).tracking_uri)
 
 
-def open_page(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], page: str, actor) -> AppTest:
+def open_page(
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    page: str,
+    actor,
+    tab: str | None = None,
+) -> AppTest:
+    """The page as `actor` opens it, on `tab` when given (Approvals draws only its open tab)."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     st.cache_data.clear()
     st.cache_resource.clear()
     at = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=120)
     at.session_state["actor"] = actor
+    if tab is not None:
+        at.session_state["approvals_tab"] = tab
     at.run()
     assert_no_exception(at)
     return at
@@ -48,8 +57,12 @@ def texts(at: AppTest, kind: str) -> str:
 
 
 def test_requester_requests_a_promotion(monkeypatch, env) -> None:
-    at = open_page(monkeypatch, env, "approvals", REQUESTER)
-    assert "No open promotion requests" in texts(at, "info")
+    queue = open_page(monkeypatch, env, "approvals", REQUESTER)
+    assert "No open promotion requests" in texts(queue, "info")
+    # The other tabs are not drawn until they are opened.
+    assert "request_model" not in {s.key for s in queue.selectbox}
+    at = open_page(monkeypatch, env, "approvals", REQUESTER, tab="Request a promotion")
+    assert at.text_area(key="request_reason").proto.max_chars == 5000
     at.selectbox(key="request_model").set_value(CHURN)
     at.selectbox(key="request_version").set_value("v3")
     at.text_area(key="request_reason").input("Better ROC AUC and fair by gender.")
@@ -62,7 +75,6 @@ def test_requester_requests_a_promotion(monkeypatch, env) -> None:
     # Their own request: they may cancel it, not decide it.
     keys = {b.key for b in at.button}
     assert "cancel_1" in keys and "approve_1" not in keys
-    assert at.text_area(key="request_reason").proto.max_chars == 5000
 
 
 def test_an_approver_who_requested_is_told_why_there_is_no_approve_button(monkeypatch, env) -> None:
@@ -96,8 +108,9 @@ def test_history_shows_the_decision_and_offers_the_record(monkeypatch, env) -> N
     refused = open_page(monkeypatch, env, "approvals", VIEWER)
     assert "may not open the approvals page" in texts(refused, "error")
     assert not refused.get("selectbox")
-    at = open_page(monkeypatch, env, "approvals", APPROVER)
-    assert "Requesting a promotion needs the requester role." in texts(at, "info")
+    asking = open_page(monkeypatch, env, "approvals", APPROVER, tab="Request a promotion")
+    assert "Requesting a promotion needs the requester role." in texts(asking, "info")
+    at = open_page(monkeypatch, env, "approvals", APPROVER, tab="History")
     history = at.selectbox(key="history_pick")
     assert history.options == ["#1 churn-predictor v3: applied — requester"]
     labels = [b.proto.label for b in at.get("download_button")]
@@ -105,7 +118,7 @@ def test_history_shows_the_decision_and_offers_the_record(monkeypatch, env) -> N
 
 
 def test_rollback_through_the_page(monkeypatch, env, registry) -> None:
-    at = open_page(monkeypatch, env, "approvals", ADMIN)
+    at = open_page(monkeypatch, env, "approvals", ADMIN, tab="Roll back")
     at.selectbox(key="rollback_model").set_value(CHURN).run()
     at.button(key=f"rollback_{CHURN}").click().run()
     at.text_area(key="rollback_reason").input("Incident 4711.")
