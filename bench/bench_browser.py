@@ -1,7 +1,7 @@
 """Time what reviewers do all day, in Chromium, against a warm panel server on the demo store.
 
     .venv/bin/python bench/bench_browser.py [--repeats 20] [--cold-repeats 3]
-        [--store /tmp/mlops-bench-browser]
+        [--store /tmp/mlops-bench-browser] [--only "approve"]
 
 Each interaction is timed in the page's own clock from the click (or key press) until the
 app's script last went idle, once what the interaction should show is on screen and the app
@@ -237,6 +237,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--cold-repeats", type=int, default=3)
     parser.add_argument("--store", type=Path, default=Path("/tmp/mlops-bench-browser"))
+    parser.add_argument(
+        "--only", help="time only the interactions whose name contains this (and the peer)"
+    )
     args = parser.parse_args()
     settings = store(args.store)
     env = {"MLOPS_DATA_DIR": str(settings.data_dir)}
@@ -246,6 +249,10 @@ def main() -> None:
     assert experiment is not None
     first_run = registry.search_runs([experiment.experiment_id], page_size=1).runs.run_id[0]
     results: dict[str, list[float]] = {name: [] for name in TARGETS}
+
+    def wanted(name: str) -> bool:
+        return args.only is None or args.only in name
+
     with chromium() as browser, streamlit_app(env) as base:
         # One untimed pass warms the server's caches, as for a panel already in use.
         with signed_in(browser, base, "approver") as page:
@@ -253,26 +260,33 @@ def main() -> None:
                 switch_page(page, title)
             for _ in range(args.repeats):
                 results["rerun, nothing changed (peer)"].append(rerun_peer(page))
-                results["switch page"].append(switch_page(page, "Models"))
-                results["switch page"].append(switch_page(page, "Overview"))
-                results["tick the 2nd run to compare"].append(
-                    tick_second_run(page, base, experiment_name, first_run)
-                )
-                results["pick a 2nd version to compare"].append(pick_second_version(page, base))
+                if wanted("switch page"):
+                    results["switch page"].append(switch_page(page, "Models"))
+                    results["switch page"].append(switch_page(page, "Overview"))
+                if wanted("tick the 2nd run to compare"):
+                    results["tick the 2nd run to compare"].append(
+                        tick_second_run(page, base, experiment_name, first_run)
+                    )
+                if wanted("pick a 2nd version to compare"):
+                    results["pick a 2nd version to compare"].append(pick_second_version(page, base))
                 page.goto(base)
                 wait_for_app(page)
-        for _ in range(args.repeats):
-            results["sign-in -> Overview"].append(sign_in_to_overview(browser, base))
-        with signed_in(browser, base, "approver") as page:
+        if wanted("sign-in -> Overview"):
             for _ in range(args.repeats):
-                results["approve -> alias moved"].append(approve_once(page, settings, registry))
-        for _ in range(args.cold_repeats):
-            results["first open of Data profiles"].append(first_data_profiles(browser, env))
+                results["sign-in -> Overview"].append(sign_in_to_overview(browser, base))
+        if wanted("approve -> alias moved"):
+            with signed_in(browser, base, "approver") as page:
+                for _ in range(args.repeats):
+                    results["approve -> alias moved"].append(approve_once(page, settings, registry))
+        if wanted("first open of Data profiles"):
+            for _ in range(args.cold_repeats):
+                results["first open of Data profiles"].append(first_data_profiles(browser, env))
     peer = statistics.median(results["rerun, nothing changed (peer)"])
     print("| interaction | n | p50 s | p95 s | p95 / peer p50 | target p95 s | |")
     print("|---|---|---|---|---|---|---|")
     for name, samples in results.items():
-        print(summary(name, samples, peer))
+        if samples:
+            print(summary(name, samples, peer))
 
 
 if __name__ == "__main__":
