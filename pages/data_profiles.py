@@ -82,7 +82,7 @@ def _current(
 
 @st.cache_data(ttl=REGISTRY_TTL_SECONDS, show_spinner="Checking the model signature…")
 def _schema(current: Settings, model: str, version: str, frame: pd.DataFrame) -> SchemaReport:
-    inputs = signature_inputs_for_version(registry(current.tracking_uri).client, model, version)
+    inputs = signature_inputs_for_version(registry(current.tracking_uri), model, version)
     return check_schema(frame, inputs, ignore=model_policy(current, model).data.bookkeeping_columns)
 
 

@@ -10,7 +10,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
@@ -28,6 +27,7 @@ from mlops_core.evidence.profiling import (
 )
 from mlops_core.evidence.schema_check import check_schema, signature_inputs_for_version
 from mlops_core.policy import parse_policy
+from mlops_core.stores.registry import Registry
 from mlops_core.stores.sources import as_loaded
 
 NOW = datetime(2026, 10, 12, 9, 0)
@@ -125,7 +125,7 @@ FEATURES = ["tenure_months", "monthly_charges", "usage_gb", "contract_type", "pa
 
 
 @pytest.fixture(scope="module")
-def registered_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowClient]:
+def registered_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """Model "m" version 1: an sklearn pipeline logged with its inferred signature."""
     folder: Path = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{folder}/mlflow.db"
@@ -148,14 +148,14 @@ def registered_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflo
                 registered_model_name="m",
                 pip_requirements=["scikit-learn"],
             )
-    yield MlflowClient(uri)
+    yield Registry(uri)
 
 
 def _clean(n: int = 200) -> pd.DataFrame:
     return traffic(n, seed=6)
 
 
-def test_signature_of_a_registered_version(registered_model: MlflowClient) -> None:
+def test_signature_of_a_registered_version(registered_model: Registry) -> None:
     inputs = signature_inputs_for_version(registered_model, "m", 1)
     assert inputs == [
         ("tenure_months", "long", True),
@@ -172,7 +172,7 @@ def test_signature_of_a_registered_version(registered_model: MlflowClient) -> No
 
 
 def test_clean_log_fits_and_bookkeeping_columns_can_be_ignored(
-    registered_model: MlflowClient,
+    registered_model: Registry,
 ) -> None:
     inputs = signature_inputs_for_version(registered_model, "m", 1)
     log = _clean().assign(model="m", model_version="1", score=0.4, prediction=0, label=None)
@@ -193,7 +193,7 @@ def test_clean_log_fits_and_bookkeeping_columns_can_be_ignored(
 
 
 def test_the_policys_own_columns_are_ignored_under_any_name(
-    registered_model: MlflowClient,
+    registered_model: Registry,
 ) -> None:
     """A team's log names its bookkeeping columns its own way; the policy says which."""
     inputs = signature_inputs_for_version(registered_model, "m", 1)
@@ -217,7 +217,7 @@ ignore_columns = []
     assert [(p.kind, p.column) for p in report.problems] == [("unexpected_column", "score")]
 
 
-def test_missing_and_unexpected_columns_are_named(registered_model: MlflowClient) -> None:
+def test_missing_and_unexpected_columns_are_named(registered_model: Registry) -> None:
     inputs = signature_inputs_for_version(registered_model, "m", 1)
     frame = _clean().drop(columns=["monthly_charges", "usage_gb"]).assign(churned=0)
     report = check_schema(frame, inputs)
@@ -237,7 +237,7 @@ def test_missing_and_unexpected_columns_are_named(registered_model: MlflowClient
     assert as_dict["problems"][0]["column"] == "monthly_charges"
 
 
-def test_wrong_types_are_reported_with_an_example(registered_model: MlflowClient) -> None:
+def test_wrong_types_are_reported_with_an_example(registered_model: Registry) -> None:
     inputs = signature_inputs_for_version(registered_model, "m", 1)
     frame = _clean().assign(
         tenure_months=lambda f: f["tenure_months"].astype(str) + " months",
@@ -255,7 +255,7 @@ def test_wrong_types_are_reported_with_an_example(registered_model: MlflowClient
     assert [p.kind for p in fractional.problems] == ["wrong_type"]
 
 
-def test_nulls_in_required_columns_are_counted(registered_model: MlflowClient) -> None:
+def test_nulls_in_required_columns_are_counted(registered_model: Registry) -> None:
     inputs = signature_inputs_for_version(registered_model, "m", 1)
     frame = _clean(200)
     frame.loc[:9, "tenure_months"] = np.nan

@@ -1,5 +1,9 @@
 """Read access to a real MLflow store seeded with the demo scenario."""
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 
 from mlops_core.config import Settings
@@ -74,3 +78,58 @@ def test_unknown_model_is_not_found(registry: Registry) -> None:
 def test_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(RegistryUnavailable, match="Cannot reach the MLflow tracking server"):
         Registry("http://127.0.0.1:9").list_models()
+
+
+def _two_versions(folder: Path) -> Registry:
+    """A store a team made with stock MLflow: model "m" with v1 at alias champion, and v2."""
+    registry = Registry(f"sqlite:///{folder}/mlflow.db")
+    registry.client.create_registered_model("m")
+    for _ in range(2):
+        registry.client.create_model_version("m", str(folder / "model"))
+    registry.client.set_registered_model_alias("m", "champion", "1")
+    return registry
+
+
+def test_a_reading_once_view_answers_every_read_as_it_first_found_it(tmp_path: Path) -> None:
+    registry = _two_versions(tmp_path)
+    view = registry.reading_once()
+    assert view.version_by_alias("m", "champion").version == "1"
+    registry.client.set_registered_model_alias("m", "champion", "2")
+    # The gates of one decision all see the state the evaluation started from ...
+    assert view.version_by_alias("m", "champion").version == "1"
+    assert view.get_version("m", "1").aliases == ("champion",)
+    # ... and nothing else does: the registry itself and a new view read it afresh.
+    assert registry.version_by_alias("m", "champion").version == "2"
+    assert registry.reading_once().version_by_alias("m", "champion").version == "2"
+
+
+def test_a_question_asked_by_two_threads_at_once_is_asked_once(tmp_path: Path) -> None:
+    view = _two_versions(tmp_path).reading_once()
+    calls: list[str] = []
+
+    def slow_read() -> str:
+        calls.append("asked")
+        time.sleep(0.2)
+        return "answer"
+
+    answers: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(view.once("q", slow_read))) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == ["answer"] * 4 and calls == ["asked"]
+
+
+def test_a_read_that_failed_fails_again_in_the_view_but_not_outside_it(
+    tmp_path: Path,
+) -> None:
+    registry = _two_versions(tmp_path)
+    view = registry.reading_once()
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            view.get_version("m", "9")
+    registry.client.create_model_version("m", str(tmp_path / "model"))
+    assert registry.get_version("m", "3").version == "3"

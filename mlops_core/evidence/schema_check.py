@@ -13,12 +13,12 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.types import DataType, Schema
 
 from mlops_core.errors import InvalidInput, NotFound
 from mlops_core.policy import BOOKKEEPING_COLUMNS
-from mlops_core.stores.model_files import model_file_for_version
+from mlops_core.stores.model_files import mlmodel_of
+from mlops_core.stores.registry import Registry
 
 ProblemKind = Literal["missing_column", "unexpected_column", "wrong_type", "unexpected_nulls"]
 SignatureInputs = Schema | Sequence[tuple[str, str] | tuple[str, str, bool]]
@@ -123,10 +123,10 @@ def input_specs(signature_inputs: SignatureInputs) -> list[InputSpec]:
 
 
 def signature_inputs_for_version(
-    client: MlflowClient, model_name: str, version: str | int
+    registry: Registry, model_name: str, version: str | int
 ) -> list[tuple[str, str, bool]]:
     """(name, type, required) of each input column in a registered version's signature."""
-    signature = model_file_for_version(client, model_name, version).signature
+    signature = mlmodel_of(registry, model_name, version).signature
     if signature is None or signature.inputs is None:
         raise NotFound(f"Version {version} of {model_name!r} was logged without a signature.")
     return [(s.name, s.type, s.required) for s in input_specs(signature.inputs)]

@@ -25,7 +25,7 @@ from mlflow.types import Schema
 
 from mlops_core.errors import NotFound
 from mlops_core.policy import ModelPolicy, Task
-from mlops_core.stores.model_files import model_file_for_version
+from mlops_core.stores.model_files import mlmodel_of
 from mlops_core.stores.registry import Registry
 
 Reason = Literal["policy", "signature", "estimator", "metrics", "default"]
@@ -187,7 +187,7 @@ def detect_task(registry: Registry, policy: ModelPolicy, model: str, version: st
         )
     found = registry.get_version(model, version)
     try:
-        model_file: Model | None = model_file_for_version(registry.client, model, found.version)
+        model_file: Model | None = mlmodel_of(registry, model, found.version)
     except NotFound:
         # A version whose files are gone still has its run's tags and metrics.
         model_file = None

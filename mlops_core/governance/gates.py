@@ -189,6 +189,8 @@ class _Context:
 def evaluate_gates(settings: Settings, registry: Registry, model: str, version: str) -> GateReport:
     """Evaluate every gate of the policy file; raises only when the version itself is
     unknown or the registry cannot be reached."""
+    # The gates ask for the same versions, runs and model files; each is read once.
+    registry = registry.reading_once()
     policy = load_policy(settings.policy_file)
     model_policy = policy.for_model(model)
     candidate = registry.get_version(model, str(version))
@@ -527,7 +529,7 @@ def _schema(context: _Context) -> list[GateResult]:
     data = context.model_policy.data
     current, evidence = context.current()
     inputs = signature_inputs_for_version(
-        context.registry.client, context.candidate.model_name, context.candidate.version
+        context.registry, context.candidate.model_name, context.candidate.version
     )
     report = check_schema(current, inputs, ignore=data.bookkeeping_columns)
     problems = [p.detail for p in report.problems]

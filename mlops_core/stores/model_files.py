@@ -15,7 +15,16 @@ from mlflow.models import Model
 from requests.exceptions import RequestException
 
 from mlops_core.errors import NotFound
-from mlops_core.stores.registry import mlflow_error_message
+from mlops_core.stores.registry import Registry, mlflow_error_message
+
+
+def mlmodel_of(registry: Registry, model_name: str, version: str | int) -> Model:
+    """`model_file_for_version`, read once per `Registry.reading_once` view (several gates
+    of one decision need it)."""
+    return registry.once(
+        ("MLmodel", model_name, str(version)),
+        lambda: model_file_for_version(registry.client, model_name, version),
+    )
 
 
 def model_file_for_version(client: MlflowClient, model_name: str, version: str | int) -> Model:

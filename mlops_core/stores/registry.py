@@ -6,15 +6,18 @@ Every call goes through `Registry`, which turns MLflow's and the network's excep
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tempfile
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import mlflow
 import pandas as pd
@@ -190,12 +193,50 @@ def mlflow_error_message(exc: Exception, uri: str) -> Exception:
     return exc
 
 
+class _Answers:
+    """The first answer to each question, shared by threads: a question asked again while
+    its first asking is under way waits for that answer instead of asking MLflow twice."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[Hashable, Future[Any]] = {}
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        with self._lock:
+            answer = self._answers.get(key)
+            asking = answer is None
+            if asking:
+                answer = self._answers[key] = Future()
+        if asking:
+            try:
+                answer.set_result(load())
+            except BaseException as exc:
+                answer.set_exception(exc)
+        return answer.result()
+
+
 class Registry:
     """A thin, typed facade over one MLflow tracking + registry location."""
 
     def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+        self._answers: _Answers | None = None
+
+    def reading_once(self) -> Registry:
+        """This registry for one evaluation that asks the same things from several places
+        (the gates of a decision): each read is made once and its answer reused, so every
+        gate sees the same registry state. Writes go through as usual; keep the view no
+        longer than the evaluation, or it shows a registry that has moved on."""
+        view = copy.copy(self)
+        view._answers = _Answers()
+        return view
+
+    def once(self, key: Hashable, load: Callable[[], T]) -> T:
+        """`load()`; in a `reading_once` view, its first answer for `key`."""
+        if self._answers is None:
+            return load()
+        return self._answers.get(key, load)
 
     @contextmanager
     def _calling(self) -> Iterator[None]:
@@ -339,7 +380,9 @@ class Registry:
         return runs, False
 
     def get_run(self, run_id: str) -> RunDetail:
-        return run_detail(self._call(lambda: self.client.get_run(run_id)))
+        return self.once(
+            ("run", run_id), lambda: run_detail(self._call(lambda: self.client.get_run(run_id)))
+        )
 
     def metric_history(self, run_id: str, key: str) -> pd.DataFrame:
         history = self._call(lambda: self.client.get_metric_history(run_id, key))
@@ -350,6 +393,10 @@ class Registry:
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
         """Every artifact file of a run, depth first, as paths relative to the run root."""
+        files = self.once(("artifacts", run_id, path), lambda: self._artifact_files(run_id, path))
+        return list(files)
+
+    def _artifact_files(self, run_id: str, path: str | None) -> list[str]:
         files: list[str] = []
         for info in self._call(lambda: self.client.list_artifacts(run_id, path)):
             if info.is_dir:
@@ -422,7 +469,9 @@ class Registry:
         return sorted(model.name for model in self._registered_models())
 
     def _model(self, name: str) -> RegisteredModel:
-        return self._call(lambda: self.client.get_registered_model(name))
+        return self.once(
+            ("model", name), lambda: self._call(lambda: self.client.get_registered_model(name))
+        )
 
     def list_versions(self, name: str) -> list[VersionInfo]:
         """All versions of a model, newest first, with their aliases resolved.
@@ -449,7 +498,10 @@ class Registry:
 
     def get_version(self, name: str, version: str) -> VersionInfo:
         aliases = self._model(name).aliases
-        found = self._call(lambda: self.client.get_model_version(name, version))
+        found = self.once(
+            ("version", name, version),
+            lambda: self._call(lambda: self.client.get_model_version(name, version)),
+        )
         return version_info(found, aliases)
 
     def version_by_alias(self, name: str, alias: str = DEFAULT_ALIAS) -> VersionInfo | None:
