@@ -34,7 +34,8 @@ HEAVY_MODULES = (
 )
 # Evidently is needed only when someone asks for its report, and importing it holds the
 # interpreter for seconds: a page opened meanwhile waited for it (first Data profiles
-# 1.4 s instead of 0.3 s). It is loaded once no script has run for QUIET_SECONDS.
+# 1.4 s instead of 0.3 s). It is loaded once no run of app.py has been in progress for
+# QUIET_SECONDS (a fragment's rerun is not marked: it may still meet the import, once).
 WHEN_QUIET_MODULES = ("evidently.presets",)
 QUIET_SECONDS = 3.0
 
